@@ -1,0 +1,55 @@
+"""Shared fixtures: one real 2-engine local cluster for the whole session."""
+
+import os
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from course_lib.cluster import local_cluster
+
+# Functions defined in test modules are pickled by reference (module name).
+# Engines inherit this environment, so they can import the test modules too.
+_TESTS_DIR = str(Path(__file__).resolve().parent)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_TESTS_DIR, os.environ.get("PYTHONPATH", "")) if p
+)
+
+
+@pytest.fixture(scope="session")
+def client():
+    """A real ipyparallel client with 2 local engines, shared by the tests.
+
+    Tests must leave it as they found it: 2 engines, nothing queued.
+    """
+    with local_cluster(2) as rc:
+        yield rc
+
+
+@pytest.fixture
+def assert_all_gone():
+    """Check that processes have exited, waiting up to ``timeout`` seconds.
+
+    Engine nannies can linger a few seconds after a cluster stops, so a leak
+    check must wait for the PIDs rather than look once. Zombies count as gone:
+    they hold no memory, and PID 1 of a container may never reap them.
+    """
+
+    def check(pids, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        alive = list(pids)
+        while alive and time.monotonic() < deadline:
+            alive = [pid for pid in alive if _alive(pid)]
+            if alive:
+                time.sleep(0.1)
+        assert not alive, f"processes still alive after {timeout} s: {alive}"
+
+    return check
+
+
+def _alive(pid):
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

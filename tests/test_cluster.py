@@ -1,0 +1,130 @@
+import os
+import socket
+import time
+
+import ipyparallel
+import psutil
+import pytest
+
+from course_lib.cluster import (
+    add_engines,
+    cluster_processes,
+    default_n_engines,
+    engine_hosts,
+    engine_pids,
+    local_cluster,
+    one_engine_per_host,
+)
+
+
+def test_shared_cluster_has_two_engines(client):
+    assert len(client.ids) == 2
+    assert client[:].apply_sync(lambda: 6 * 7) == [42, 42]
+
+
+def test_engines_are_other_processes(client):
+    pids = engine_pids(client)
+    assert len(set(pids.values())) == 2
+    assert os.getpid() not in pids.values()
+    for pid in pids.values():
+        assert psutil.pid_exists(pid)
+
+
+def test_engine_hosts_names_this_host(client):
+    hosts = engine_hosts(client)
+    assert sorted(hosts) == sorted(client.ids)
+    assert set(hosts.values()) == {socket.gethostname()}
+
+
+def test_one_engine_per_host_on_one_host(client):
+    view = one_engine_per_host(client)
+    assert isinstance(view, ipyparallel.DirectView)
+    assert len(view.targets) == 1
+    assert view.apply(socket.gethostname) == [socket.gethostname()]
+
+
+def test_controller_listens_on_loopback_only(client):
+    listening = []
+    for proc in cluster_processes(client.cluster):
+        for conn in proc.net_connections(kind="inet"):
+            if conn.status == psutil.CONN_LISTEN:
+                listening.append(conn.laddr.ip)
+    assert listening, "the cluster listens on no socket at all?"
+    assert set(listening) == {"127.0.0.1"}
+
+
+def test_default_engine_count_honours_affinity():
+    n = default_n_engines()
+    assert n >= 1
+    if hasattr(os, "sched_getaffinity"):
+        assert n <= len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("bad", [0, -2])
+def test_bad_engine_count_value(bad):
+    with pytest.raises(ValueError, match=str(bad)):
+        with local_cluster(bad):
+            pass
+
+
+@pytest.mark.parametrize("bad", [1.5, "2", True])
+def test_bad_engine_count_type(bad):
+    with pytest.raises(TypeError, match=repr(bad)):
+        with local_cluster(bad):
+            pass
+
+
+def test_everything_stops_after_the_block_and_engines_can_be_added(assert_all_gone):
+    with local_cluster(1) as rc:
+        assert len(rc.ids) == 1
+        new_ids = add_engines(rc, 1)
+        assert len(new_ids) == 1
+        assert len(rc.ids) == 2
+        assert len(set(rc[:].apply_sync(os.getpid))) == 2
+        pids = [p.pid for p in cluster_processes(rc.cluster)]
+        # controller + scheduler + 2 engines with their nannies
+        assert len(pids) >= 5
+    assert_all_gone(pids)
+
+
+def test_everything_stops_when_the_block_raises(assert_all_gone):
+    with pytest.raises(RuntimeError, match="student bug"):
+        with local_cluster(1) as rc:
+            pids = [p.pid for p in cluster_processes(rc.cluster)]
+            raise RuntimeError("student bug")
+    assert_all_gone(pids)
+
+
+def _spin_forever():
+    # A tight loop in C code: SIGINT/SIGTERM handlers in Python never run.
+    import time
+
+    while True:
+        time.sleep(0)
+
+
+def test_engine_stuck_in_a_task_is_killed(assert_all_gone):
+    with local_cluster(1) as rc:
+        pids = [p.pid for p in cluster_processes(rc.cluster)]
+        stuck = rc[:].apply_async(_spin_forever)
+        time.sleep(1.0)
+        assert not stuck.ready()
+    assert_all_gone(pids, timeout=15)
+
+
+def _live_children():
+    children = psutil.Process().children(recursive=True)
+    return {p.pid for p in children if p.status() != psutil.STATUS_ZOMBIE}
+
+
+def test_timeout_stops_what_was_started(assert_all_gone):
+    before = _live_children()
+    with pytest.raises(TimeoutError, match="of 2 engines registered"):
+        with local_cluster(2, timeout=0.2):
+            pass
+    assert_all_gone(_live_children() - before)
+
+
+def test_add_engines_needs_a_cluster(client):
+    with pytest.raises(ValueError, match="no cluster"):
+        add_engines(object(), 1)
