@@ -31,6 +31,7 @@ import joblib
 import psutil
 
 __all__ = [
+    "LocalCluster",
     "add_engines",
     "cluster_processes",
     "default_n_engines",
@@ -49,8 +50,8 @@ STOP_GRACE_SECONDS = 3.0
 #: start-up about 2.5 times faster (measured in ``bench/startup.py``).
 HEARTBEAT_MS = 500
 
-# The clusters started by local_cluster and not yet stopped. This registry is
-# the module's only global state: it lets atexit and SIGTERM stop them all.
+# The LocalCluster objects started and not yet stopped. This registry is the
+# module's only global state: it lets atexit and SIGTERM stop them all.
 _running_clusters = []
 _registry_lock = threading.Lock()
 _previous_sigterm_handler = None
@@ -159,8 +160,9 @@ def _kill_survivors(processes, grace=STOP_GRACE_SECONDS):
 def stop_cluster(cluster, client=None, *, grace=STOP_GRACE_SECONDS):
     """Close the client, stop engines and controller, kill what stays alive.
 
-    Safe to call twice. Used by :func:`local_cluster` on exit; call it
-    yourself only for a cluster you started by hand.
+    Engines go first: their tasks may be stuck in C code, where SIGTERM is
+    ignored, so every process left after ``grace`` seconds is killed by PID.
+    Safe to call twice.
 
     Parameters
     ----------
@@ -168,26 +170,22 @@ def stop_cluster(cluster, client=None, *, grace=STOP_GRACE_SECONDS):
     client : ipyparallel.Client, optional
     grace : float
         Seconds each process gets after SIGTERM before SIGKILL.
+
+    Returns
+    -------
+    list of psutil.Process
+        Processes that could not be stopped (normally empty).
     """
     processes = cluster_processes(cluster)
     controller_family = _controller_family(cluster)
     if client is not None:
         with contextlib.suppress(Exception):
             client.close()
-    # Engines first: their tasks may be stuck, and they must not outlive the
-    # controller. A process stuck in C code ignores SIGTERM; kill it by PID.
     with contextlib.suppress(Exception):
         _kill_survivors([p for p in processes if p.pid not in controller_family], grace)
     with contextlib.suppress(Exception):
         cluster.stop_cluster_sync()
-    _kill_survivors(processes, grace)
-    with _registry_lock:
-        for entry in list(_running_clusters):
-            if entry[0] is cluster:
-                _running_clusters.remove(entry)
-    profile_dir = getattr(cluster, "_course_profile_dir", None)
-    if profile_dir:
-        shutil.rmtree(profile_dir, ignore_errors=True)
+    return _kill_survivors(processes, grace)
 
 
 def _controller_family(cluster):
@@ -204,17 +202,16 @@ def _controller_family(cluster):
 
 def _stop_all_clusters():
     with _registry_lock:
-        entries = list(_running_clusters)
-    for cluster, client in entries:
+        running = list(_running_clusters)
+    for cluster in running:
         with contextlib.suppress(Exception):
-            stop_cluster(cluster, client, grace=1.0)
+            cluster.stop(grace=1.0)
 
 
 def _on_sigterm(signum, frame):
     _stop_all_clusters()
-    previous = _previous_sigterm_handler
-    if callable(previous):
-        previous(signum, frame)
+    if callable(_previous_sigterm_handler):
+        _previous_sigterm_handler(signum, frame)
     else:
         raise SystemExit(128 + signum)
 
@@ -228,20 +225,103 @@ def _install_exit_hooks():
     if threading.current_thread() is threading.main_thread():
         current = signal.getsignal(signal.SIGTERM)
         if current is not _on_sigterm:
-            _previous_sigterm_handler = current if current not in (signal.SIG_IGN,) else None
-            if current is signal.SIG_DFL:
-                _previous_sigterm_handler = None
+            _previous_sigterm_handler = current if callable(current) else None
             signal.signal(signal.SIGTERM, _on_sigterm)
     _install_exit_hooks.done = True
 
 
-def _engines_up(client):
-    return len(client.ids)
+class LocalCluster:
+    """A controller and engines on 127.0.0.1 that are always stopped.
+
+    Make one with :func:`local_cluster`. Use it as a context manager in
+    scripts, or call :meth:`start` and :meth:`stop` in a notebook, where a
+    ``with`` block cannot span cells. Every started cluster is also stopped
+    when the Python process exits or receives SIGTERM (a notebook kernel
+    being shut down).
+
+    Attributes
+    ----------
+    n_engines : int
+        Engines started by :meth:`start`.
+    client : ipyparallel.Client or None
+        The connected client while the cluster runs.
+    cluster : ipyparallel.Cluster or None
+        The ipyparallel cluster object while it runs.
+    """
+
+    def __init__(self, n_engines, timeout, log_level):
+        self.n_engines = n_engines
+        self.timeout = timeout
+        self.log_level = log_level
+        self.client = None
+        self.cluster = None
+        self._profile_dir = None
+
+    def __repr__(self):
+        state = "running" if self.cluster is not None else "stopped"
+        engines = len(self.client.ids) if self.client is not None else 0
+        return f"<LocalCluster {state}, {engines} engines on 127.0.0.1>"
+
+    def start(self):
+        """Start the controller and the engines; wait until all answer.
+
+        Returns
+        -------
+        ipyparallel.Client
+            Connected, with every engine registered.
+
+        Raises
+        ------
+        RuntimeError
+            If this cluster is already running.
+        TimeoutError
+            If not every engine registered in time; everything that was
+            started is stopped first.
+        """
+        if self.cluster is not None:
+            raise RuntimeError(f"{self!r} is already running: call stop() first.")
+        _install_exit_hooks()
+        self._profile_dir = tempfile.mkdtemp(prefix="course-ipp-")
+        self.cluster = ipyparallel.Cluster(
+            n=self.n_engines,
+            profile_dir=self._profile_dir,
+            controller_ip="127.0.0.1",
+            # Schedulers as threads: 2 processes instead of 9, about 30 MiB less.
+            controller_args=[f"--HeartMonitor.period={HEARTBEAT_MS}", "--usethreads"],
+            log_level=self.log_level,
+            engine_timeout=int(max(1, self.timeout)),
+        )
+        with _registry_lock:
+            _running_clusters.append(self)
+        try:
+            self.cluster.start_cluster_sync()
+            self.client = self.cluster.connect_client_sync()
+            _wait_for_engines(self.client, self.n_engines, self.timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self.client
+
+    def stop(self, grace=STOP_GRACE_SECONDS):
+        """Stop every process of the cluster (by PID if need be). Idempotent."""
+        if self.cluster is not None:
+            stop_cluster(self.cluster, self.client, grace=grace)
+        with _registry_lock:
+            if self in _running_clusters:
+                _running_clusters.remove(self)
+        if self._profile_dir:
+            shutil.rmtree(self._profile_dir, ignore_errors=True)
+        self.client = self.cluster = self._profile_dir = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
 
 
-@contextlib.contextmanager
 def local_cluster(n_engines=None, *, timeout=60, log_level=logging.ERROR):
-    """Start a controller and engines on 127.0.0.1; stop them on exit.
+    """A local cluster: a controller and engines on 127.0.0.1, always stopped.
 
     Parameters
     ----------
@@ -253,63 +333,46 @@ def local_cluster(n_engines=None, *, timeout=60, log_level=logging.ERROR):
     log_level : int, default=logging.ERROR
         Log level of the cluster, so that engine log lines stay out of cells.
 
-    Yields
-    ------
-    client : ipyparallel.Client
-        Connected, with every engine registered. ``client.cluster`` is the
-        :class:`ipyparallel.Cluster`.
+    Returns
+    -------
+    LocalCluster
+        A context manager whose ``with`` block gets the connected
+        :class:`ipyparallel.Client` (``client.cluster`` is the
+        :class:`ipyparallel.Cluster`); in a notebook call ``.start()`` and
+        ``.stop()`` instead.
 
     Raises
     ------
     TypeError, ValueError
         If ``n_engines`` is not a positive int or ``timeout`` not positive.
-    TimeoutError
-        If not every engine registered within ``timeout``; everything that
-        was started is stopped before this is raised.
 
     Examples
     --------
+    In a script:
+
     >>> from course_lib.cluster import local_cluster
     >>> with local_cluster(2) as client:  # doctest: +SKIP
     ...     print(client[:].apply_sync(lambda: 6 * 7))
     [42, 42]
+
+    In a notebook, across cells:
+
+    >>> cluster = local_cluster(2)
+    >>> cluster
+    <LocalCluster stopped, 0 engines on 127.0.0.1>
+    >>> client = cluster.start()  # doctest: +SKIP
+    >>> cluster.stop()
     """
     n_engines = default_n_engines() if n_engines is None else _check_n_engines(n_engines)
-    timeout = _check_timeout(timeout)
-    _install_exit_hooks()
-
-    profile_dir = tempfile.mkdtemp(prefix="course-ipp-")
-    cluster = ipyparallel.Cluster(
-        n=n_engines,
-        profile_dir=profile_dir,
-        controller_ip="127.0.0.1",
-        controller_args=[f"--HeartMonitor.period={HEARTBEAT_MS}", "--usethreads"],
-        log_level=log_level,
-        engine_timeout=int(max(1, timeout)),
-    )
-    cluster._course_profile_dir = profile_dir
-    client = None
-    with _registry_lock:
-        _running_clusters.append((cluster, None))
-    try:
-        cluster.start_cluster_sync()
-        client = cluster.connect_client_sync()
-        with _registry_lock:
-            _running_clusters[:] = [
-                (c, client if c is cluster else cl) for c, cl in _running_clusters
-            ]
-        _wait_for_engines(client, n_engines, timeout)
-        yield client
-    finally:
-        stop_cluster(cluster, client)
+    return LocalCluster(n_engines, _check_timeout(timeout), log_level)
 
 
 def _wait_for_engines(client, n_engines, timeout):
     deadline = time.monotonic() + timeout
-    while _engines_up(client) < n_engines:
+    while len(client.ids) < n_engines:
         if time.monotonic() > deadline:
             raise TimeoutError(
-                f"Only {_engines_up(client)} of {n_engines} engines registered within "
+                f"Only {len(client.ids)} of {n_engines} engines registered within "
                 f"{timeout:g} s. Everything started has been stopped; try a larger "
                 f"timeout or fewer engines."
             )

@@ -1,5 +1,8 @@
 import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 
 import ipyparallel
@@ -128,3 +131,50 @@ def test_timeout_stops_what_was_started(assert_all_gone):
 def test_add_engines_needs_a_cluster(client):
     with pytest.raises(ValueError, match="no cluster"):
         add_engines(object(), 1)
+
+
+def test_start_and_stop_across_notebook_cells(assert_all_gone):
+    cluster = local_cluster(1)
+    assert "stopped" in repr(cluster)
+    rc = cluster.start()
+    try:
+        assert "running, 1 engines" in repr(cluster)
+        with pytest.raises(RuntimeError, match="already running"):
+            cluster.start()
+        pids = [p.pid for p in cluster_processes(rc.cluster)]
+    finally:
+        cluster.stop()
+    cluster.stop()  # idempotent
+    assert_all_gone(pids)
+
+
+_ORPHAN_SCRIPT = """
+import os, signal, sys, time
+from course_lib.cluster import cluster_processes, local_cluster
+cluster = local_cluster(1)
+client = cluster.start()
+print(" ".join(str(p.pid) for p in cluster_processes(client.cluster)), flush=True)
+if sys.argv[1] == "wait":
+    time.sleep(120)
+# "exit": leave without stopping, as a kernel that is shut down would
+"""
+
+
+@pytest.mark.parametrize("how", ["exit", "sigterm"])
+def test_process_exit_stops_the_cluster(how, assert_all_gone):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _ORPHAN_SCRIPT, "exit" if how == "exit" else "wait"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    pids = [int(pid) for pid in proc.stdout.readline().split()]
+    assert len(pids) >= 3
+    if how == "sigterm":
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+    assert_all_gone(pids)
