@@ -29,12 +29,13 @@ False
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import numbers
 import re
 
-__all__ = ["check", "is_correct", "key", "normalize"]
+__all__ = ["check", "is_correct", "key", "normalize", "seal"]
 
 _DIGEST_CHARS = 20
 
@@ -98,6 +99,42 @@ def key(question, answer):
     return f"{question}:{hashlib.sha256(text.encode()).hexdigest()[:_DIGEST_CHARS]}"
 
 
+def _xor_with_answer(question, answer, data):
+    """XOR ``data`` with a keystream derived from the normalised answer."""
+    seed = f"{question}\x01{normalize(answer)}".encode()
+    blocks = (
+        hashlib.sha256(seed + i.to_bytes(4, "big")).digest() for i in range(len(data) // 32 + 1)
+    )
+    stream = b"".join(blocks)
+    return bytes(byte ^ mask for byte, mask in zip(data, stream[: len(data)], strict=True))
+
+
+def seal(question, answer, explanation):
+    """Encrypt ``explanation`` with the right answer: only that answer opens it.
+
+    A lesson stores the sealed text; :func:`check` prints it once the student
+    has found the answer, so the release never shows why before it is solved.
+
+    Examples
+    --------
+    >>> sealed = seal("copies", 60, "5 folds x 12 settings.")
+    >>> "folds" in sealed
+    False
+    >>> check(60, key("copies", 60), explanation=sealed)
+    Correct! 5 folds x 12 settings.
+    True
+    """
+    return base64.b64encode(_xor_with_answer(question, answer, explanation.encode())).decode()
+
+
+def _unseal(question, answer, sealed):
+    """The explanation, or "" when it was sealed with another accepted answer."""
+    try:
+        return _xor_with_answer(question, answer, base64.b64decode(sealed)).decode()
+    except UnicodeDecodeError:
+        return ""
+
+
 def _question_of(answer_key):
     if not isinstance(answer_key, str) or answer_key.count(":") != 1:
         raise ValueError(f"{answer_key!r} is not a quiz key made by course_lib.quiz.key.")
@@ -120,7 +157,7 @@ def is_correct(answer, *keys):
     return False
 
 
-def check(answer, *keys, hint=None):
+def check(answer, *keys, hint=None, explanation=None):
     """Tell the student at once whether ``answer`` is right.
 
     Parameters
@@ -130,6 +167,8 @@ def check(answer, *keys, hint=None):
         Keys of the accepted answers, from :func:`key`.
     hint : str, optional
         Printed after a wrong answer.
+    explanation : str, optional
+        Text made by :func:`seal`, printed after a right answer.
 
     Returns
     -------
@@ -139,23 +178,32 @@ def check(answer, *keys, hint=None):
         print("No answer yet: replace the placeholder with your answer.")
         return False
     if is_correct(answer, *keys):
-        print("Correct!")
+        why = ""
+        if explanation is not None:
+            why = _unseal(_question_of(keys[0]), answer, explanation)
+        print(f"Correct! {why}".rstrip())
         return True
     print("Not quite: think again." + (f" Hint: {hint}" if hint else ""))
     return False
 
 
 def main(argv=None):
-    """Print the key of an answer: ``python -m course_lib.quiz copies 60``."""
+    """Print the key of an answer: ``python -m course_lib.quiz copies 60``.
+
+    With ``--explain TEXT`` also print TEXT sealed with the answer.
+    """
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("question")
     parser.add_argument("answer", help="parsed as JSON when it can be (60, [1, 2])")
+    parser.add_argument("--explain", help="an explanation to seal with the answer")
     args = parser.parse_args(argv)
     try:
         answer = json.loads(args.answer)
     except json.JSONDecodeError:
         answer = args.answer
     print(key(args.question, answer))
+    if args.explain:
+        print(seal(args.question, answer, args.explain))
 
 
 if __name__ == "__main__":

@@ -71,3 +71,15 @@ def test_command_line_prints_the_key():
         check=True,
     ).stdout.strip()
     assert out == key("copies", 60)
+
+
+def test_explanation_opens_only_with_the_right_answer(capsys):
+    from course_lib.quiz import seal
+
+    k = key("copies", 60)
+    sealed = seal("copies", 60, "Five folds times twelve settings.")
+    assert "twelve" not in sealed
+    check(60.0, k, explanation=sealed)
+    assert "Five folds times twelve settings." in capsys.readouterr().out
+    check(59, k, explanation=sealed)
+    assert "twelve" not in capsys.readouterr().out
