@@ -1,0 +1,575 @@
+"""Tweets to learn from: the real Sentiment140 data, or an offline look-alike.
+
+* :func:`fetch_sentiment140` downloads the Sentiment140 archive once (1.6
+  million tweets labelled by the emoticons they contained), checks its
+  SHA-256 with pooch, unpacks it into a cache folder and returns the paths of
+  its two CSV files.
+* :func:`make_tweet_corpus` writes a tweet-like corpus in the same CSV layout,
+  with no network at all. CI, and students without network, use it.
+
+Both write into the course's data folder, :func:`get_data_home`: the
+``data_home`` argument, else the ``COURSE_DATA`` environment variable, else
+``~/course_data``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime
+import functools
+import numbers
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "FIELDNAMES",
+    "SENTIMENT140_SHA256",
+    "SENTIMENT140_URL",
+    "fetch_sentiment140",
+    "get_data_home",
+    "make_tweet_corpus",
+]
+
+#: Columns of the Sentiment140 CSV files, which have no header row.
+FIELDNAMES = ("polarity", "id", "date", "query", "user", "text")
+
+#: Where the Sentiment140 archive is published (about 78 MiB).
+SENTIMENT140_URL = "https://cs.stanford.edu/people/alecmgo/trainingandtestdata.zip"
+
+#: SHA-256 of that archive (81,363,704 bytes), as recorded by several
+#: independent projects that download it.
+SENTIMENT140_SHA256 = "004a3772c8a7ff9bbfeb875880f47f0679d93fc63e5cf9cff72d54a8a6162e57"
+
+#: Environment variables: the data folder, and a mirror of the archive.
+DATA_HOME_ENV = "COURSE_DATA"
+SENTIMENT140_URL_ENV = "COURSE_SENTIMENT140_URL"
+
+_SENTIMENT140_MEMBERS = {
+    "train": "training.1600000.processed.noemoticon.csv",
+    "test": "testdata.manual.2009.06.14.csv",
+}
+_SENTIMENT140_ARCHIVE = "trainingandtestdata.zip"
+
+
+def get_data_home(data_home=None):
+    """Folder where the course keeps its data sets, created if needed.
+
+    Parameters
+    ----------
+    data_home : str or path-like, optional
+        The folder to use. Default: the ``COURSE_DATA`` environment variable,
+        else ``~/course_data``.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder, which exists.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = get_data_home(tempfile.mkdtemp())
+    >>> folder.is_dir()
+    True
+    """
+    if data_home is None:
+        data_home = os.environ.get(DATA_HOME_ENV) or Path.home() / "course_data"
+    if not isinstance(data_home, (str, os.PathLike)):
+        raise TypeError(
+            f"data_home must be a folder path (str or path-like), but got {data_home!r} "
+            f"(of type {type(data_home).__name__})."
+        )
+    folder = Path(data_home).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+# ---------------------------------------------------------------------------
+# The real data
+# ---------------------------------------------------------------------------
+
+
+def fetch_sentiment140(data_home=None, *, url=None, sha256=SENTIMENT140_SHA256):
+    """Download Sentiment140 once and return the paths of its CSV files.
+
+    The archive is downloaded with pooch into ``<data_home>/sentiment140``,
+    its SHA-256 checked, and its two CSV files unpacked next to it; the
+    archive is then deleted. Later calls find the CSV files and use no network.
+    A download that fails, or whose checksum is wrong, leaves nothing behind.
+
+    The training file has 1.6 million tweets, sorted by polarity: 800,000
+    negative (0) then 800,000 positive (4), labelled by the emoticons they
+    contained, which were then removed. The test file has 498 tweets labelled
+    by hand, neutral ones (2) included.
+
+    Parameters
+    ----------
+    data_home : str or path-like, optional
+        Data folder, see :func:`get_data_home`.
+    url : str, optional
+        Where to download the archive from. Default: the
+        ``COURSE_SENTIMENT140_URL`` environment variable (a mirror), else
+        :data:`SENTIMENT140_URL`.
+    sha256 : str, default=SENTIMENT140_SHA256
+        Expected SHA-256 of the archive, 64 hexadecimal digits. Change it only
+        for a mirror that serves different bytes.
+
+    Returns
+    -------
+    train_csv, test_csv : pathlib.Path
+        The training and the test CSV files, in the layout of
+        :data:`FIELDNAMES`, encoded in latin-1.
+
+    Raises
+    ------
+    ConnectionError
+        If the archive cannot be downloaded (no network, say). The message
+        says what to do; :func:`make_tweet_corpus` works offline.
+    ValueError
+        If the downloaded file's checksum is not ``sha256``.
+
+    See Also
+    --------
+    make_tweet_corpus : a look-alike corpus that needs no network.
+    course_lib.text.read_tweets : read texts and labels from these files.
+
+    Examples
+    --------
+    >>> train_csv, test_csv = fetch_sentiment140()  # doctest: +SKIP
+    >>> train_csv.name  # doctest: +SKIP
+    'training.1600000.processed.noemoticon.csv'
+    """
+    url = _check_url(url)
+    sha256 = _check_sha256(sha256)
+    folder = get_data_home(data_home) / "sentiment140"
+    paths = tuple(folder / _SENTIMENT140_MEMBERS[key] for key in ("train", "test"))
+    if all(path.is_file() for path in paths):
+        return paths
+
+    import pooch
+    import requests
+
+    archive = folder / _SENTIMENT140_ARCHIVE
+    try:
+        pooch.retrieve(
+            url,
+            known_hash=f"sha256:{sha256}",
+            fname=archive.name,
+            path=folder,
+            progressbar=True,
+        )
+    except requests.exceptions.RequestException as exc:
+        raise ConnectionError(
+            f"Could not download Sentiment140 from {url}: {exc}. Check the network, or "
+            f"download the archive yourself and save it as {archive}, or set "
+            f"{SENTIMENT140_URL_ENV} to a mirror. With no network at all, "
+            "course_lib.datasets.make_tweet_corpus(n_samples) writes a tweet-like corpus "
+            "in the same layout, offline."
+        ) from exc
+    except ValueError as exc:
+        if "hash" not in str(exc).lower():
+            raise
+        raise ValueError(
+            f"The file downloaded from {url} is not the Sentiment140 archive: its SHA-256 "
+            f"is not {sha256}. It was deleted. If you trust this source, pass its "
+            f"checksum as sha256=... ({exc})"
+        ) from exc
+    try:
+        _extract_members(archive, paths)
+    finally:
+        archive.unlink(missing_ok=True)
+    return paths
+
+
+def _check_url(url):
+    if url is None:
+        url = os.environ.get(SENTIMENT140_URL_ENV) or SENTIMENT140_URL
+    if not isinstance(url, str) or not url.startswith(("http://", "https://", "ftp://")):
+        raise ValueError(f"url must be an http(s) or ftp URL, but got {url!r}.")
+    return url
+
+
+def _check_sha256(sha256):
+    if not isinstance(sha256, str):
+        raise TypeError(f"sha256 must be a str of 64 hexadecimal digits, but got {sha256!r}.")
+    digest = sha256.lower().removeprefix("sha256:")
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"sha256 must be 64 hexadecimal digits, but got {sha256!r}.")
+    return digest
+
+
+def _extract_members(archive, destinations):
+    """Unpack files of a zip archive; each appears only once whole."""
+    with zipfile.ZipFile(archive) as zipped:
+        missing = [path.name for path in destinations if path.name not in zipped.namelist()]
+        if missing:
+            raise ValueError(
+                f"The archive has no file {missing}: it is not the Sentiment140 archive."
+            )
+        for path in destinations:
+            with zipped.open(path.name) as source, _atomic_file(path, "wb") as target:
+                shutil.copyfileobj(source, target, length=1 << 20)
+
+
+@contextlib.contextmanager
+def _atomic_file(destination, mode, **open_kwargs):
+    """Write into a temporary file next to ``destination``, then rename it.
+
+    Readers never see a half-written file, even when writing is interrupted.
+    """
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
+    try:
+        with open(fd, mode, **open_kwargs) as handle:
+            yield handle
+        os.replace(tmp, destination)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# ---------------------------------------------------------------------------
+# The offline look-alike
+# ---------------------------------------------------------------------------
+
+# Bump when the generator changes: cached corpora carry it in their file name.
+_CORPUS_VERSION = 1
+# The "language" (vocabulary, word frequencies, how each word leans) is the
+# same for every random_state, so that corpora drawn with different seeds can
+# train and test the same model.
+_LANGUAGE_SEED = 2009
+
+_FUNCTION_WORDS = """
+i the to a my and is it in for you of on me so have that just at with be now was
+get up all out this go do what are am will your we can its im about there how got
+one from when if her he she they them some back time know see think going been an
+or as by our had here still then off more would his new really well much want need
+gonna night tomorrow morning home today day u ur tonight yeah oh lol haha right
+""".split()
+
+_TOPIC_WORDS = """
+work school class music movie game phone car dog cat coffee lunch dinner bed house
+beach twitter tweet facebook iphone show song album concert tv book city bus train
+weather sun food pizza mom dad sister brother baby boyfriend girlfriend friend team
+office meeting boss job money shopping store mall gym run walk hair shoes dress room
+kitchen garden park trip flight airport hotel vacation week weekend sunday monday
+friday saturday exam exams homework test paper project email computer laptop internet
+video youtube photo pics blog radio band tour tickets church wedding graduation
+""".split()
+
+_POSITIVE_WORDS = """
+love good great happy thanks thank awesome fun best nice glad amazing cool enjoy
+enjoyed excited yay beautiful wonderful sweet perfect hope smile laugh congrats
+welcome cute funny proud lovely brilliant fantastic yummy win won ready finally
+sunshine relaxing blessed hugs party friends birthday summer excellent favorite
+loving hehe woohoo xoxo rocks super fab thx like
+""".split()
+
+_NEGATIVE_WORDS = """
+sad miss sorry bad hate sick tired bored ugh hurts lost worst sucks poor headache
+cry crying stupid broke broken fail failed annoying upset lonely pain sore damn hurt
+missing sadly unfortunately terrible horrible awful scared worried stressed exhausted
+ill died rip gone wrong problem hungry cold rain raining late boring disappointed
+angry fml sigh cancelled flu sucked missed
+""".split()
+
+_NEGATIONS = ["not", "dont", "don't", "cant", "can't", "never", "no", "isn't", "wasn't"]
+
+_ONSETS = "b c d f g h j k l m n p r s t v w y z br ch cl dr fl gr pl sh sl st th tr".split()
+_VOWELS = "a e i o u ai ea oo ou".split()
+_CODAS = ["", "", "", "", "", "n", "r", "s", "t", "ll", "ng", "ck", "rd", "st"]
+
+_LINK_HOSTS = ["bit.ly", "tinyurl.com", "twitpic.com", "is.gd", "ow.ly"]
+_LINK_CHARS = np.array(list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
+_ENDINGS = ["", "", "", "", "!", "!!", ".", "...", "?", " ..", "!!!"]
+
+
+class _Language:
+    """Vocabulary, word frequencies and sentiment of the synthetic tweets."""
+
+    n_synthetic_words = 12_000
+    n_users = 20_000
+    zipf_exponent = 1.05
+    # Standard deviation of how much a topic word leans to one polarity: a
+    # weak signal spread over many words, as in real tweets.
+    topic_lean = 0.9
+
+    def __init__(self, seed):
+        rng = np.random.default_rng(seed)
+        synthetic = self._invent_words(rng, self.n_synthetic_words, exclude=set())
+        known = set(_FUNCTION_WORDS) | set(_TOPIC_WORDS) | set(synthetic)
+        known |= set(_POSITIVE_WORDS) | set(_NEGATIVE_WORDS)
+        self.words = np.array(_FUNCTION_WORDS + _TOPIC_WORDS + synthetic, dtype=object)
+        ranks = np.arange(1, len(self.words) + 1)
+        zipf = 1.0 / (ranks + 2.7) ** self.zipf_exponent
+        lean = rng.normal(0.0, self.topic_lean, size=len(self.words))
+        lean[: len(_FUNCTION_WORDS)] = 0.0
+        self.word_cdf = {
+            sign: np.cumsum(zipf * np.exp(sign * lean / 2) / np.sum(zipf * np.exp(sign * lean / 2)))
+            for sign in (-1, 1)
+        }
+        self.sentiment_words = {
+            -1: np.array(_NEGATIVE_WORDS, dtype=object),
+            1: np.array(_POSITIVE_WORDS, dtype=object),
+        }
+        handles = self._invent_words(rng, self.n_users, exclude=known, syllables=(0, 0.6, 0.4))
+        digits = rng.integers(0, 1000, size=len(handles))
+        style = rng.random(len(handles))
+        self.users = np.array(
+            [
+                h + (str(d) if s < 0.4 else "") if s < 0.8 else f"_{h}_"
+                for h, d, s in zip(handles, digits, style, strict=True)
+            ],
+            dtype=object,
+        )
+        user_zipf = 1.0 / np.arange(1, len(self.users) + 1) ** 0.8
+        self.user_cdf = np.cumsum(user_zipf / user_zipf.sum())
+        self.hashtags = np.array(["#" + w for w in self.words[len(_FUNCTION_WORDS) :][:300]])
+
+    @staticmethod
+    def _invent_words(rng, n_words, exclude, syllables=(0.45, 0.45, 0.1)):
+        """``n_words`` distinct pronounceable words, none of them in ``exclude``."""
+        words, seen = [], set(exclude)
+        while len(words) < n_words:
+            n_draws = 2 * (n_words - len(words))
+            lengths = rng.choice(len(syllables), size=n_draws, p=syllables) + 1
+            parts = [
+                rng.choice(pieces, size=(n_draws, len(syllables))).tolist()
+                for pieces in (_ONSETS, _VOWELS, _CODAS)
+            ]
+            for length, onsets, vowels, codas in zip(lengths.tolist(), *parts, strict=True):
+                pieces = zip(onsets[:length], vowels[:length], codas[:length], strict=True)
+                word = "".join(o + v + c for o, v, c in pieces)
+                if len(word) > 2 and word not in seen:
+                    seen.add(word)
+                    words.append(word)
+        return words[:n_words]
+
+
+@functools.lru_cache(maxsize=1)
+def _language():
+    return _Language(_LANGUAGE_SEED)
+
+
+def make_tweet_corpus(n_samples, *, random_state=0, path=None):
+    """Write an offline tweet-like corpus in Sentiment140's CSV layout.
+
+    Each tweet mixes frequent function words, topic words drawn from a
+    Zipf-distributed vocabulary of about 12,000 words (each leaning slightly
+    to one polarity), and a few sentiment-bearing words; some of those come
+    from the other polarity (``"miss you"`` in a happy tweet), some negated
+    (``"not happy"``), as in real tweets. Tweets also carry mentions, links,
+    hashtags, stretched words (``"sooo"``) and capitals, and 6% of them read
+    as the other polarity, since emoticon labels are noisy. A linear model
+    learns a real but imperfect signal: a Perceptron on hashed words and word
+    pairs scores about 80% on unseen tweets.
+
+    As in the real training file, tweets are sorted by polarity: negative
+    (0), then a few neutral (2, 1%), then positive (4). The vocabulary is the
+    same for every ``random_state``, so corpora drawn with two seeds make a
+    training and a test set.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of tweets (rows), at least 1.
+    random_state : int, default=0
+        Seed; the same seed and ``n_samples`` give the same file.
+    path : str or path-like, optional
+        Where to write the CSV file (replaced if it exists). Default: a file
+        in ``<data home>/tweet_corpus`` (see :func:`get_data_home`), written
+        on the first call and reused afterwards.
+
+    Returns
+    -------
+    pathlib.Path
+        The CSV file: columns :data:`FIELDNAMES`, every field quoted, no
+        header, latin-1.
+
+    See Also
+    --------
+    fetch_sentiment140 : the real data.
+    course_lib.text.read_tweets : read texts and labels from the file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> csv_path = make_tweet_corpus(5, path=Path(tempfile.mkdtemp()) / "tweets.csv")
+    >>> lines = csv_path.read_text(encoding="latin-1").splitlines()
+    >>> len(lines)
+    5
+    >>> lines[0][:5]
+    '"0","'
+    """
+    n_samples = _check_positive_int(n_samples, "n_samples")
+    if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral):
+        raise TypeError(
+            f"random_state must be an int (a seed), but got {random_state!r} "
+            f"(of type {type(random_state).__name__})."
+        )
+    if random_state < 0:
+        raise ValueError(f"random_state == {random_state}, must be >= 0.")
+    if path is None:
+        path = (
+            get_data_home()
+            / "tweet_corpus"
+            / f"tweets_v{_CORPUS_VERSION}_n{n_samples}_seed{int(random_state)}.csv"
+        )
+        if path.is_file():
+            return path
+    elif not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"path must be a file path (str or path-like), but got {path!r} "
+            f"(of type {type(path).__name__})."
+        )
+    path = Path(path)
+    rng = np.random.default_rng(random_state)
+    n_neutral = int(rng.binomial(n_samples, 0.01))
+    n_negative = int(rng.binomial(n_samples - n_neutral, 0.5))
+    n_positive = n_samples - n_neutral - n_negative
+    with _atomic_file(path, "w", encoding="latin-1", newline="") as handle:
+        writer = csv.writer(handle, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        for polarity, count in ((0, n_negative), (2, n_neutral), (4, n_positive)):
+            # Ids and dates increase within each polarity, as in the real file.
+            clock = {"id": _FIRST_ID, "seconds": 0}
+            for start in range(0, count, _CHUNK):
+                size = min(_CHUNK, count - start)
+                writer.writerows(_tweet_rows(rng, polarity, size, clock))
+    return path
+
+
+# How the synthetic tweets are drawn. A Perceptron on hashed words and word
+# pairs scores about 80% with these; fewer sentiment words, more misleading
+# ones or more wrong labels make the task harder.
+_SENTIMENT_RATE = 0.22  # share of a tweet's words that carry sentiment...
+_NO_SENTIMENT = 0.12  # ...except in these tweets, which have none at all
+_NEGATED = 0.15  # sentiment words of the other polarity, negated: "not happy"
+_MISLEADING = 0.07  # sentiment words of the other polarity as is: "miss you"
+_WRONG_LABELS = 0.06  # tweets that read as the other polarity than their label
+_STRETCHED = 0.02  # words stretched: "sooo"
+_MENTION, _HASHTAG, _LINK, _UPPER, _CAPITALIZED = 0.35, 0.05, 0.08, 0.04, 0.31
+
+# Tweets are generated and written by chunks: memory stays flat for any size.
+_CHUNK = 20_000
+_FIRST_ID = 1_467_810_369
+_FIRST_DATE = datetime.datetime(2009, 4, 6, 22, 19, 45)
+
+
+def _tweet_rows(rng, polarity, n_rows, clock):
+    """CSV rows of ``n_rows`` tweets; ``clock`` holds the last id and date."""
+    texts = _tweet_texts(rng, polarity, n_rows)
+    steps = rng.integers(1, 400, size=n_rows)
+    ids = clock["id"] + np.cumsum(steps)
+    seconds = clock["seconds"] + np.cumsum(steps // 10)
+    clock["id"], clock["seconds"] = int(ids[-1]), int(seconds[-1])
+    lang = _language()
+    users = lang.users[np.searchsorted(lang.user_cdf, rng.random(n_rows))].tolist()
+    columns = ([polarity] * n_rows, ids.tolist(), _format_dates(seconds), users, texts)
+    return (
+        (label, tweet_id, date, "NO_QUERY", user, text)
+        for label, tweet_id, date, user, text in zip(*columns, strict=True)
+    )
+
+
+def _format_dates(seconds):
+    """Dates like ``"Mon Apr 06 22:19:45 PDT 2009"``, ``seconds`` after the first."""
+    first_day = _FIRST_DATE.replace(hour=0, minute=0, second=0)
+    days, in_day = np.divmod(seconds + (_FIRST_DATE - first_day).seconds, 86_400)
+    hours, in_hour = np.divmod(in_day, 3600)
+    minutes, secs = np.divmod(in_hour, 60)
+    day_names = {
+        day: (first_day + datetime.timedelta(days=day)).strftime("%a %b %d")
+        for day in np.unique(days).tolist()
+    }
+    columns = (days.tolist(), hours.tolist(), minutes.tolist(), secs.tolist())
+    return [
+        f"{day_names[d]} {h:02d}:{m:02d}:{s:02d} PDT {_FIRST_DATE.year}"
+        for d, h, m, s in zip(*columns, strict=True)
+    ]
+
+
+def _tweet_texts(rng, polarity, n_tweets):
+    """Texts of ``n_tweets`` tweets of one polarity (0, 2 or 4)."""
+    lang = _language()
+    lengths = np.clip(rng.poisson(10, size=n_tweets) + 2, 2, 30)
+    n_tokens = int(lengths.sum())
+    # Which words carry sentiment, and the polarity each word is drawn from.
+    sentiment_rate = np.where(rng.random(n_tweets) < _NO_SENTIMENT, 0.0, _SENTIMENT_RATE)
+    is_sentiment = rng.random(n_tokens) < np.repeat(sentiment_rate, lengths)
+    if polarity == 2:
+        word_sign = rng.choice([-1, 1], size=n_tokens)
+    else:
+        sign = -1 if polarity == 0 else 1
+        tweet_sign = np.where(rng.random(n_tweets) < _WRONG_LABELS, -sign, sign)
+        word_sign = np.repeat(tweet_sign, lengths)
+    tokens = np.empty(n_tokens, dtype=object)
+    for s in (-1, 1):
+        topic = ~is_sentiment & (word_sign == s)
+        tokens[topic] = lang.words[np.searchsorted(lang.word_cdf[s], rng.random(topic.sum()))]
+        sentiment = is_sentiment & (word_sign == s)
+        tokens[sentiment] = _sentiment_tokens(rng, s, int(sentiment.sum()))
+    for i in np.flatnonzero(rng.random(n_tokens) < _STRETCHED).tolist():
+        tokens[i] += tokens[i][-1] * int(rng.integers(2, 5))
+    tokens = tokens.tolist()
+
+    # Decorations: mentions, hashtags, links, capitals, end punctuation.
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).tolist()
+    draws = rng.random((n_tweets, 4)).tolist()
+    endings = rng.choice(_ENDINGS, size=n_tweets).tolist()
+    mentions = lang.users[np.searchsorted(lang.user_cdf, rng.random(n_tweets))].tolist()
+    hashtags = rng.choice(lang.hashtags, size=n_tweets).tolist()
+    links = _random_links(rng, n_tweets)
+    texts = []
+    for i, (start, length) in enumerate(zip(starts, lengths.tolist(), strict=True)):
+        text = " ".join(tokens[start : start + length]) + endings[i]
+        mention, tag, link, case = draws[i]
+        if mention < _MENTION:
+            text = f"@{mentions[i]} {text}"
+        if tag < _HASHTAG:
+            text = f"{text} {hashtags[i]}"
+        if link < _LINK:
+            text = f"{text} {links[i]}"
+        if case < _UPPER:
+            text = text.upper()
+        elif case < _UPPER + _CAPITALIZED:
+            text = text[:1].upper() + text[1:]
+        texts.append(text)
+    return texts
+
+
+def _sentiment_tokens(rng, sign, n_tokens):
+    """Sentiment words for tweets of polarity ``sign``, some of them misleading."""
+    own, other = _language().sentiment_words[sign], _language().sentiment_words[-sign]
+    tokens = own[rng.integers(0, len(own), size=n_tokens)]
+    kind = rng.random(n_tokens)
+    negated = kind < _NEGATED
+    misleading = (kind >= _NEGATED) & (kind < _NEGATED + _MISLEADING)
+    negations = rng.choice(_NEGATIONS, size=int(negated.sum())).astype(object)
+    tokens[negated] = negations + " " + other[rng.integers(0, len(other), size=negated.sum())]
+    tokens[misleading] = other[rng.integers(0, len(other), size=misleading.sum())]
+    return tokens
+
+
+def _random_links(rng, n_links):
+    codes = rng.choice(_LINK_CHARS, size=(n_links, 6)).tolist()
+    hosts = rng.choice(_LINK_HOSTS, size=n_links).tolist()
+    return [f"http://{host}/{''.join(code)}" for host, code in zip(hosts, codes, strict=True)]
+
+
+def _check_positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{name} must be a positive int, but got {value!r} (of type {type(value).__name__})."
+        )
+    if value < 1:
+        raise ValueError(f"{name} == {value}, must be >= 1.")
+    return int(value)
