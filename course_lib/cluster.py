@@ -292,7 +292,9 @@ class LocalCluster:
             profile_dir=self._profile_dir,
             controller_ip="127.0.0.1",
             # Schedulers as threads: 2 processes instead of 9, about 30 MiB less.
-            controller_args=[f"--HeartMonitor.period={HEARTBEAT_MS}", "--usethreads"],
+            # No task database: by default the controller keeps a copy of every
+            # argument sent to an engine (up to 1 GB), far too much on Binder.
+            controller_args=[f"--HeartMonitor.period={HEARTBEAT_MS}", "--usethreads", "--nodb"],
             # Engines start at once and read the connection file when the
             # controller has written it, instead of waiting for the controller.
             send_engines_connection_env=False,

@@ -179,3 +179,22 @@ def test_process_exit_stops_the_cluster(how, assert_all_gone):
             proc.kill()
         proc.stdout.close()
     assert_all_gone(pids)
+
+
+def test_controller_keeps_no_copy_of_data_sent_to_engines(client):
+    import numpy as np
+
+    controller = psutil.Process(client.cluster.controller.pid)
+    family = [controller, *controller.children(recursive=True)]
+
+    def controller_uss_mb():
+        return sum(p.memory_full_info().uss for p in family) / 2**20
+
+    before = controller_uss_mb()
+    client[:].push({"course_blob": np.ones(50 * 2**20 // 8)}, block=True)
+    try:
+        growth = controller_uss_mb() - before
+    finally:
+        client[:].execute("del course_blob", block=True)
+    # ipyparallel's default task database would hold 2 x 50 MB here
+    assert growth < 20, f"controller grew by {growth:.0f} MB"
