@@ -103,7 +103,7 @@ def compare_vectorizers(texts):
         seconds = time.perf_counter() - start
         del X
         peak = _peak_mib(run)
-        pickled = len(pickle.dumps(vectorizer)) / 2**20
+        pickled = len(pickle.dumps(vectorizer)) / 2**10
         rows.append((name, seconds, peak, pickled))
     return rows, len(vocabulary.vocabulary_)
 
@@ -153,9 +153,9 @@ def main():
         texts = texts[:: max(1, len(texts) // args.vectorizer_size)][: args.vectorizer_size]
         rows, vocabulary_size = compare_vectorizers(texts)
     print(f"\nvectorizers on {len(texts)} tweets, words and word pairs")
-    print(f"  {'':32} {'seconds':>8} {'peak MiB':>9} {'pickled MiB':>12}")
+    print(f"  {'':32} {'seconds':>8} {'peak MiB':>9} {'pickled KiB':>12}")
     for name, seconds, peak, pickled in rows:
-        print(f"  {name:32} {seconds:8.2f} {peak:9.1f} {pickled:12.3f}")
+        print(f"  {name:32} {seconds:8.2f} {peak:9.1f} {pickled:12.1f}")
     print(f"  vocabulary: {vocabulary_size} entries; hashing: {vectorizer.n_features} columns")
     (_, hash_s, hash_mib, hash_pkl), (_, tfidf_s, tfidf_mib, tfidf_pkl) = rows
     print(

@@ -20,7 +20,7 @@ import os
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["average_linear_models", "train_on_partitions"]
+__all__ = ["average_linear_models", "fit_partition", "train_on_partitions"]
 
 
 def average_linear_models(models):

@@ -51,9 +51,13 @@ class MalformedRowsWarning(UserWarning):
     The number skipped is in the message and in the ``n_rows`` attribute.
     """
 
-    def __init__(self, message, n_rows):
+    def __init__(self, message, n_rows=0):
         super().__init__(message)
         self.n_rows = n_rows
+
+    def __reduce__(self):
+        # Raised on an engine (warnings as errors), it travels back pickled.
+        return type(self), (self.args[0], self.n_rows)
 
 
 def read_tweets(csv_path, max_count=None, n_partitions=1, partition_id=0):
@@ -153,10 +157,11 @@ def read_tweets(csv_path, max_count=None, n_partitions=1, partition_id=0):
             texts.append(row[5])
             targets.append(target)
     if n_malformed:
+        where = f" in partition {partition_id} of {n_partitions}" if n_partitions > 1 else ""
         warnings.warn(
             MalformedRowsWarning(
-                f"Skipped {n_malformed} malformed row(s) of {path} (partition {partition_id} "
-                f"of {n_partitions}): not 6 fields, or a polarity other than 0, 2, 4.",
+                f"Skipped {n_malformed} malformed row(s) of {path}{where}: not 6 fields, "
+                "a polarity other than 0, 2 or 4, or a line the CSV parser rejects.",
                 n_malformed,
             ),
             stacklevel=2,

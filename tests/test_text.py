@@ -1,5 +1,6 @@
 """course_lib.text: reading partitions, the tweet stream, online learning."""
 
+import pickle
 import warnings
 
 import matplotlib
@@ -89,6 +90,7 @@ def test_malformed_rows_are_skipped_and_counted(tmp_path):
     with pytest.warns(MalformedRowsWarning, match="Skipped 4 malformed") as record:
         texts, targets = read_tweets(path)
     assert record[0].message.n_rows == 4
+    assert pickle.loads(pickle.dumps(record[0].message)).n_rows == 4  # engines pickle it
     assert texts == ["fine negative", "fine positive", "another positive"]
     assert targets.tolist() == [-1, 1, 1]
     # Each partition counts its own malformed rows; together, all of them.
