@@ -11,7 +11,6 @@ import time
 import uuid
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import psutil
 import pytest
@@ -22,17 +21,15 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, ShuffleSplit
 from sklearn.svm import SVC
 
+from course_lib._search_plan import _halving_plan
 from course_lib.cluster import cluster_processes, local_cluster
 from course_lib.search import (
-    _halving_plan,
     _subsample_rows,
     evaluate,
     launch_search,
     make_candidates,
 )
 from course_lib.splits import load_cv_split, persist_cv_splits
-
-matplotlib.use("Agg")
 
 # --------------------------------------------------------------------------
 # Estimators for the tests (module level: engines import them by name)
@@ -91,8 +88,9 @@ class EchoClassifier(ClassifierMixin, BaseEstimator):
 
 @pytest.fixture(scope="module")
 def digits():
-    """Digits, 3 shuffle splits, persisted once: (X, y, cv, paths)."""
+    """Half of digits (fast fits) and 3 shuffle splits: (X, y, cv)."""
     X, y = load_digits(return_X_y=True)
+    X, y = X[:900], y[:900]
     cv = list(ShuffleSplit(n_splits=3, test_size=0.25, random_state=0).split(X))
     return X, y, cv
 
@@ -306,7 +304,7 @@ def test_engine_killed_mid_search(paths, tmp_path, assert_all_gone):
 # --------------------------------------------------------------------------
 
 
-def test_journal_resumes_only_missing_tasks(view, paths, tmp_path):
+def test_journal_resumes_only_missing_tasks(view, digits, paths, tmp_path):
     journal = tmp_path / "search.jsonl"
     space = {"C": [0.1, 1.0, 10.0], "gamma": [1e-3, 1e-2]}
     first = launch_search(view, SVC(), space, paths, journal=journal)
@@ -330,6 +328,10 @@ def test_journal_resumes_only_missing_tasks(view, paths, tmp_path):
     again = launch_search(view, SVC(), space, paths, journal=journal)
     assert again.done and again.n_submitted == 0 and len(again.results()) == 18
     assert again.best_params_ == first.best_params_
+    # The same splits persisted again elsewhere are the same splits.
+    X, y, cv = digits
+    moved = persist_cv_splits(X, y, cv, tmp_path / "elsewhere")
+    assert launch_search(view, SVC(), space, moved, journal=journal).n_submitted == 0
 
     history = len(view.client.history)
     with pytest.raises(ValueError, match="another search"):
@@ -408,6 +410,7 @@ def test_halving_over_an_estimator_parameter(view, paths):
         ({"param_space": {"C": []}}, ValueError, "'C'"),
         ({"param_space": {"kernel_size": [1]}}, ValueError, "kernel_size"),
         ({"split_paths": ["/nonexistent/split0.joblib"]}, FileNotFoundError, "split0"),
+        ({"split_paths": [__file__]}, ValueError, "not a CV split"),
         ({"strategy": "random", "n_iter": 0}, ValueError, "n_iter == 0"),
         ({"strategy": "random"}, ValueError, "n_iter"),
         ({"strategy": "bayesian"}, ValueError, "'bayesian'"),
@@ -454,6 +457,9 @@ def test_a_direct_view_is_refused(client, paths):
 
 
 def test_boxplot_parameters_one_panel_per_parameter(view, paths):
+    import matplotlib
+
+    matplotlib.use("Agg")  # here, not at the top: engines import this module too
     import matplotlib.pyplot as plt
 
     space = {"C": [1.0, 10.0], "gamma": [1e-3, 1e-2, 1e-1]}
@@ -470,7 +476,7 @@ def test_boxplot_parameters_one_panel_per_parameter(view, paths):
     # Continuous values from a random search are grouped into a few boxes.
     space = {"level": uniform(0, 1), "budget": [1, 2]}
     run = launch_search(
-        view, EchoClassifier(), space, paths, strategy="random", n_iter=30, random_state=0
+        view, EchoClassifier(), space, paths, strategy="random", n_iter=16, random_state=0
     )
     assert run.wait(timeout=120, progress_bar=False)
     fig = run.boxplot_parameters()
