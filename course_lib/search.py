@@ -832,7 +832,8 @@ class SearchRun:
             where = ""
             if self.strategy == "halving":
                 where = f" (on {best[0]['n_resources']} {self._resource})"
-            lines.append(f"Best so far{where}: mean test score +/- std (splits done)")
+            so_far = "" if self.done else " so far"
+            lines.append(f"Best{so_far}{where}: mean test score +/- std (splits done)")
             for row in best:
                 lines.append(
                     f"  {row['rank']}. {row['mean_test_score']:.4f} +/- "

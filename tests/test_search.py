@@ -183,7 +183,7 @@ def test_grid_equals_gridsearchcv(view, digits, paths, capsys):
     assert run.progress == 1.0 and run.done and not run.errors
     assert run.n_submitted == run.n_tasks == 27
     assert {r["engine_id"] for r in run.results()} <= set(view.client.ids)
-    assert "Best so far" in run.report()
+    assert "Best: mean test score" in run.report()
 
 
 def test_progress_rises_to_one(view, paths):
@@ -214,7 +214,7 @@ def test_best_answers_while_tasks_still_run(view, paths, tmp_path):
         best = run.best()
         assert [row["params"]["gate"] for row in best] == [None, None]
         assert all(row["n_splits"] == 3 for row in best)
-        assert "running" in run.report()
+        assert "running" in run.report() and "Best so far" in run.report()
     finally:
         gate.touch()
     assert run.wait(timeout=120, progress_bar=False)
