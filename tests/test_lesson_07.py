@@ -1,0 +1,397 @@
+"""Lesson 7 (scaling out): a real SSH launcher, and the autograder on other answers.
+
+The lesson itself runs on a local cluster (Binder has no second host). Here
+the launcher it teaches runs for real: a throw-away sshd on 127.0.0.1 lets
+ipyparallel's SSH launcher start two engines "on another host", which run a
+search with ``course_lib.search`` and are stopped through the launcher.
+
+The second part grades other correct answers and typical wrong answers of
+every exercise and quiz of the lesson with the course's grading pipeline.
+"""
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import ipyparallel
+import psutil
+import pytest
+from sshd import HOW_TO_ENABLE, ThrowawaySSHD, find_sshd
+from traitlets.config import Config
+
+from course_lib.cluster import HEARTBEAT_MS, engine_pids
+from course_lib.search import evaluate, launch_search
+from course_lib.splits import persist_cv_splits
+
+LESSON = "07_scaling_out"
+REPO = Path(__file__).resolve().parent.parent
+
+
+# --------------------------------------------------------------------------
+# Engines on "another host", through ipyparallel's SSH launcher
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sshd_server(tmp_path):
+    """A throw-away sshd on 127.0.0.1, stopped by PID afterwards."""
+    path, why = find_sshd()
+    if path is None:
+        message = f"SSH launcher test skipped: {why}. It {HOW_TO_ENABLE}"
+        if os.environ.get("COURSE_REQUIRE_SSHD") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    server = ThrowawaySSHD(tmp_path / "sshd", path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        assert not server.processes(), "sshd is still running"
+
+
+def _alive(pid):
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _kill(pids):
+    for pid in pids:
+        if _alive(pid):
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).kill()
+
+
+def _ssh_cluster(server, local_profile, remote_dir):
+    """An ipyparallel.Cluster whose 2 engines start through ssh to ``server``."""
+    config = Config()
+    launcher = config.SSHEngineSetLauncher
+    launcher.engines = {f"{server.user}@127.0.0.1": 2}
+    launcher.ssh_args = ["-p", str(server.port), *server.options]
+    launcher.scp_args = ["-P", str(server.port), *server.options]  # scp spells it -P
+    # A command run through ssh gets a bare PATH: name the environment's python.
+    launcher.remote_python = sys.executable
+    launcher.remote_profile_dir = str(remote_dir / "profile")
+    # Engines write nothing to ~/.ipython; BLAS does not oversubscribe.
+    launcher.environment = {"IPYTHONDIR": str(remote_dir / "ipython"), "OMP_NUM_THREADS": "1"}
+    # No nanny: the PID the launcher gets back is the engine's own.
+    config.EngineLauncher.engine_args = ["--IPEngine.enable_nanny=False"]
+    return ipyparallel.Cluster(
+        engines="ssh",
+        n=2,
+        controller_ip="127.0.0.1",
+        profile_dir=str(local_profile),
+        controller_args=[f"--HeartMonitor.period={HEARTBEAT_MS}", "--usethreads"],
+        log_level=logging.ERROR,
+        engine_timeout=120,
+        config=config,
+    )
+
+
+@pytest.mark.slow
+def test_ssh_launcher_engines_run_a_search_and_stop(sshd_server, tmp_path, assert_all_gone):
+    from sklearn.datasets import load_digits
+    from sklearn.svm import SVC
+
+    local_profile = tmp_path / "local-profile"
+    local_profile.mkdir()
+    remote_dir = tmp_path / "remote-host"
+    cluster = _ssh_cluster(sshd_server, local_profile, remote_dir)
+    client, pids, controller_pids = None, {}, set()
+    ssh_clients_before = {p.pid for p in psutil.Process().children(recursive=True)}
+    timings = {"sshd start to first ssh": sshd_server.startup_seconds}
+    try:
+        started = time.monotonic()
+        cluster.start_cluster_sync()
+        controller = psutil.Process(cluster.controller.pid)
+        controller_pids = {controller.pid, *(c.pid for c in controller.children(recursive=True))}
+        client = cluster.connect_client_sync()
+        client.wait_for_engines(2, timeout=120)
+        timings["start to 2 engines registered"] = time.monotonic() - started
+
+        # They came through ssh: detached from us, with sshd's variables.
+        pids = engine_pids(client)
+        (engine_set,) = cluster.engines.values()
+        assert {launcher.pid for launcher in engine_set.launchers.values()} == set(pids.values())
+        ours = {p.pid for p in psutil.Process().children(recursive=True)}
+        for pid in pids.values():
+            environ = psutil.Process(pid).environ()
+            assert "SSH_CONNECTION" in environ, f"engine {pid} was not started through ssh"
+            assert environ["SSH_CONNECTION"].split()[-1] == str(sshd_server.port)
+            assert pid not in ours, f"engine {pid} is a child of the test, not of the ssh session"
+        # The launcher copied the connection file (and its key) to the "remote" profile.
+        copies = list((remote_dir / "profile" / "security").glob("*-engine.json"))
+        assert copies, "no connection file in the remote profile: scp failed"
+        local = next((local_profile / "security").glob("*-engine.json"))
+        assert json.loads(copies[0].read_text())["key"] == json.loads(local.read_text())["key"]
+
+        # A search of course_lib runs on them.
+        X, y = load_digits(return_X_y=True)
+        paths = persist_cv_splits(X[:300], y[:300], 3, tmp_path / "splits", "digits")
+        started = time.monotonic()
+        run = launch_search(
+            client.load_balanced_view(), SVC(), {"C": [1, 10], "gamma": [1e-3, 1e-2]}, paths
+        )
+        assert run.wait(timeout=120, progress_bar=False), run.report()
+        timings["search of 12 tasks"] = time.monotonic() - started
+        assert not run.errors, run.report()
+        results = run.results()
+        assert len(results) == 12
+        assert {r["pid"] for r in results} <= set(pids.values())
+        first = results[0]
+        expected = evaluate(first["split_path"], SVC(), first["params"])["test_score"]
+        assert first["test_score"] == pytest.approx(expected)
+
+        # Stopped through the launcher: ssh kills them on the "remote" host.
+        started = time.monotonic()
+        cluster.stop_engines_sync()
+        assert_all_gone(pids.values(), timeout=30)
+        timings["stop engines through ssh"] = time.monotonic() - started
+    finally:
+        if client is not None:
+            client.close()
+        with contextlib.suppress(Exception):
+            cluster.stop_cluster_sync()
+        _kill(pids.values())
+        _kill(controller_pids)
+        # The connection file on the remote host holds the controller's key.
+        shutil.rmtree(remote_dir, ignore_errors=True)
+    assert_all_gone([*pids.values(), *controller_pids], timeout=15)
+    assert not remote_dir.exists()
+    # No ssh or scp client of the launcher outlives the cluster.
+    deadline = time.monotonic() + 15
+    while True:
+        extra = [
+            p
+            for p in psutil.Process().children(recursive=True)
+            if p.pid not in ssh_clients_before and _alive(p.pid)
+        ]
+        if not extra or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    _kill(p.pid for p in extra)
+    assert not extra, f"processes left by the launcher: {[p.cmdline()[:3] for p in extra]}"
+    print("\n".join(f"{name}: {seconds:.1f} s" for name, seconds in timings.items()))
+
+
+# --------------------------------------------------------------------------
+# The autograder on other correct answers and on typical wrong ones
+# --------------------------------------------------------------------------
+
+SOLUTION = REPO / "solutions" / LESSON / f"{LESSON}.ipynb"
+
+# Correct answers written differently from the reference.
+ALTERNATIVE = {
+    # a list, in another order, one letter upper case
+    "quiz-expose": """
+        answer_safe_ways = ["C", "b"]
+        """,
+    # a float
+    "quiz-copies": """
+        answer_copies = 4.0
+        """,
+    # the arithmetic written out
+    "quiz-retries": """
+        answer_submitted = 200 + 4 * 1
+        answer_errors = len([])
+        """,
+    # the secret removed rather than replaced; pathlib instead of open
+    "ex-connection": """
+        def shareable_connection(path):
+            import json as js
+            from pathlib import Path
+
+            info = js.loads(Path(path).read_text())
+            info.pop("key")
+            return info
+        """,
+    # a statement executed on the engines and a variable pulled back, not a function
+    "ex-hosts": """
+        def engines_by_host(client):
+            view = client[:]
+            view.execute("import socket; _my_host = socket.gethostname()", block=True)
+            names = view.pull("_my_host", block=True)
+            hosts = {}
+            for engine_id, name in sorted(zip(view.targets, names)):
+                hosts.setdefault(name, []).append(engine_id)
+            return hosts
+        """,
+    # its own loop of apply_async, engine ids from the task metadata
+    "ex-grow": """
+        def grow_search(client, estimator, param_space, split_paths, n_new=1):
+            from sklearn.model_selection import ParameterGrid
+
+            from course_lib.search import evaluate
+
+            view = client.load_balanced_view()
+            tasks = [view.apply_async(evaluate, path, estimator, params)
+                     for params in ParameterGrid(param_space) for path in split_paths]
+            add_engines(client, n_new)
+            counts = {}
+            for task in tasks:
+                task.get()
+                engine = task.metadata["engine_id"]
+                counts[engine] = counts.get(engine, 0) + 1
+            return counts
+        """,
+}
+
+# Typical mistakes, and the words of the message that should explain each.
+WRONG = {
+    # thinks the addresses are the secret, keeps the key
+    "ex-connection": (
+        """
+        def shareable_connection(path):
+            with open(path) as file:
+                info = json.load(file)
+            return {name: value for name, value in info.items()
+                    if name not in ("interface", "location")}
+        """,
+        "is still in what you would share",
+    ),
+    # the notebook's host name, not the engines': right on one host only
+    "ex-hosts": (
+        """
+        def engines_by_host(client):
+            return {socket.gethostname(): sorted(client.ids)}
+        """,
+        "Ask each engine for socket.gethostname()",
+    ),
+    # the engine joins once the search is over
+    "ex-grow": (
+        """
+        def grow_search(client, estimator, param_space, split_paths, n_new=1):
+            run = launch_search(client.load_balanced_view(), estimator, param_space, split_paths)
+            run.wait(progress_bar=False)
+            add_engines(client, n_new)
+            return dict(Counter(result["engine_id"] for result in run.results()))
+        """,
+        "add it while the search runs",
+    ),
+    # one copy per engine
+    "quiz-copies": (
+        """
+        answer_copies = 32
+        """,
+        "Not the right number of copies",
+    ),
+}
+
+TEST_OF = {
+    "quiz-expose": "test-quiz-expose",
+    "quiz-copies": "test-quiz-copies",
+    "quiz-retries": "test-quiz-retries",
+    "ex-connection": "test-connection",
+    "ex-hosts": "test-hosts",
+    "ex-grow": "test-grow",
+}
+
+
+def _grade_id(cell):
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+def _submission(answers):
+    """The solution notebook with some answer cells replaced."""
+    import nbformat
+
+    nb = nbformat.read(SOLUTION, as_version=4)
+    replaced = set()
+    for cell in nb.cells:
+        if _grade_id(cell) in answers:
+            cell.source = textwrap.dedent(answers[_grade_id(cell)]).strip()
+            replaced.add(_grade_id(cell))
+    assert replaced == set(answers), f"no answer cell for {set(answers) - replaced}"
+    return nb
+
+
+def _error_text(autograded_dir, grade_id):
+    """The error messages the autograded test cell printed."""
+    import nbformat
+
+    nb = nbformat.read(autograded_dir / SOLUTION.name, as_version=4)
+    for cell in nb.cells:
+        if _grade_id(cell) == grade_id:
+            return "\n".join(
+                f"{out.get('ename')}: {out.get('evalue')}"
+                for out in cell.get("outputs", [])
+                if out.get("output_type") == "error"
+            )
+    raise KeyError(grade_id)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    import nbformat
+
+    from course_lib import grading
+
+    course = tmp_path_factory.mktemp("course")
+    (course / "solutions").mkdir()
+    (course / "solutions" / LESSON).symlink_to(SOLUTION.parent, target_is_directory=True)
+    submissions = tmp_path_factory.mktemp("submissions")
+    students = {
+        "alternative": ALTERNATIVE,
+        "wrong": {gid: source for gid, (source, _) in WRONG.items()},
+    }
+    for student, answers in students.items():
+        folder = submissions / student / LESSON
+        folder.mkdir(parents=True)
+        nbformat.write(_submission(answers), folder / SOLUTION.name)
+    report = grading.grade(submissions, course, lessons=[LESSON], jobs=2, verbose=False)
+    assert report.ok, report.problems
+    return report
+
+
+def test_every_answer_cell_has_an_alternative():
+    import nbformat
+
+    nb = nbformat.read(SOLUTION, as_version=4)
+    answers = {
+        _grade_id(c)
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("solution")
+        and not c.metadata["nbgrader"].get("grade")
+    }
+    assert answers == set(ALTERNATIVE) == set(TEST_OF)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_other_correct_answers_get_full_marks(graded):
+    outcome = graded.outcome("alternative", LESSON)
+    assert outcome.status == "graded", outcome.message
+    assert set(outcome.cells) == set(TEST_OF.values())
+    lost = {gid: score for gid, score in outcome.cells.items() if score[0] != score[1]}
+    assert not lost, f"correct answers lost points: {lost}"
+    assert outcome.score == outcome.max_score > 0
+    assert not outcome.leftovers
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("answer_id", sorted(WRONG))
+def test_typical_wrong_answer_gets_zero_with_a_helpful_message(graded, answer_id):
+    outcome = graded.outcome("wrong", LESSON)
+    assert outcome.status == "graded", outcome.message
+    test_id = TEST_OF[answer_id]
+    assert outcome.cells[test_id][0] == 0, f"{answer_id}: a wrong answer got points"
+    assert WRONG[answer_id][1] in _error_text(outcome.autograded, test_id)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_wrong_answers_cost_only_their_own_points(graded):
+    outcome = graded.outcome("wrong", LESSON)
+    wrong_tests = {TEST_OF[gid] for gid in WRONG}
+    others = {gid: s for gid, s in outcome.cells.items() if gid not in wrong_tests}
+    assert others, "every graded cell was given a wrong answer"
+    assert all(score == maximum for score, maximum in others.values()), others
