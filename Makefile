@@ -42,5 +42,24 @@ format: $(STAMP)
 bench: $(STAMP)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
+# Grading (nbgrader). COURSE is the course root, LESSONS limits to some lessons,
+# JOBS sets how many submissions grade at once (default: CPUs, capped by memory).
+COURSE ?= .
+GRADING := $(BIN)/python -m course_lib.grading --root $(COURSE)
+LESSON_ARGS = $(if $(LESSONS),--lessons $(LESSONS))
+JOB_ARGS = $(if $(JOBS),--jobs $(JOBS))
+
+release: $(STAMP)
+	$(GRADING) release $(LESSON_ARGS)
+
+check-release: $(STAMP)
+	$(GRADING) check-release $(LESSON_ARGS)
+
+grade: $(STAMP)
+	$(GRADING) grade $(SUBMISSIONS) $(LESSON_ARGS) $(JOB_ARGS)
+
+verify-exercises: $(STAMP)
+	$(GRADING) verify-exercises $(LESSON_ARGS) $(JOB_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
