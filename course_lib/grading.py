@@ -668,7 +668,7 @@ def _significant(lines):
 def _split_notebook(notebook):
     """Lines of a solutions notebook: (solution, hidden tests, everything else).
 
-    A code answer cell without ``### BEGIN SOLUTION`` is a solution as a whole
+    An answer cell without ``### BEGIN SOLUTION`` is a solution as a whole
     (nbgrader replaces all of it).
     """
     nb = notebook if hasattr(notebook, "cells") else _read_notebook(notebook)
@@ -679,7 +679,7 @@ def _split_notebook(notebook):
         rest = "\n".join(rest)
         if "BEGIN SOLUTION" in rest:
             inside_solution, rest = _regions(rest, "BEGIN SOLUTION", "END SOLUTION")
-        elif _nbgrader_meta(cell).get("solution") and cell.cell_type == "code":
+        elif _nbgrader_meta(cell).get("solution"):
             inside_solution, rest = rest.splitlines(), []
         else:
             inside_solution, rest = [], rest.splitlines()

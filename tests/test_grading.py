@@ -36,11 +36,17 @@ NBGRADER_DEFAULT_TIMEOUT = 30
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
+def _copy_course(dest):
+    """The fixture course, without what a sample `make grade` may have left in it."""
+    leftovers = shutil.ignore_patterns(".nbgrader", "autograded", "feedback", "submitted", "*.csv")
+    shutil.copytree(FIXTURES / "course", dest, dirs_exist_ok=True, ignore=leftovers)
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     """The fixture class graded by ``grading.grade`` in a copy of the course."""
     root = tmp_path_factory.mktemp("course")
-    shutil.copytree(FIXTURES / "course", root, dirs_exist_ok=True)
+    _copy_course(root)
     submissions = tmp_path_factory.mktemp("submissions")
     shutil.copytree(FIXTURES / "submissions", submissions, dirs_exist_ok=True)
     report = grading.grade(submissions, root, jobs=2, timeout=TIMEOUT, verbose=False)
@@ -52,7 +58,7 @@ def graded(tmp_path_factory):
 def verified(tmp_path_factory):
     """verify-exercises on the fixture lesson and on a lesson with mistakes."""
     root = tmp_path_factory.mktemp("verify")
-    shutil.copytree(FIXTURES / "course", root, dirs_exist_ok=True)
+    _copy_course(root)
     shutil.copytree(FIXTURES / "bad_course" / "solutions", root / "solutions", dirs_exist_ok=True)
     report = grading.verify_exercises(root, jobs=2, verbose=False)
     print(report.table())
@@ -287,7 +293,7 @@ def test_verify_exercises_rejects_a_vacuous_test_and_a_leftover_process(verified
 
 
 def test_check_release_finds_drift_and_release_repairs_it(tmp_path):
-    shutil.copytree(FIXTURES / "course", tmp_path, dirs_exist_ok=True)
+    _copy_course(tmp_path)
     released = tmp_path / "lessons" / LESSON / NOTEBOOK
     nb = nbformat.read(released, 4)
     _cell(
