@@ -56,7 +56,9 @@ def find_sshd(install=True, timeout=300):
     path = shutil.which("sshd") or (SSHD if os.access(SSHD, os.X_OK) else None)
     if path:
         return path, ""
-    if not install or shutil.which("apt-get") is None:
+    if not install:
+        return None, "sshd is not installed"
+    if shutil.which("apt-get") is None:
         return None, "sshd is not installed and there is no apt-get to install it"
     if not _services_blocked():
         return None, (
