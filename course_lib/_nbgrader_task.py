@@ -81,6 +81,7 @@ def run(spec):
 
     config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
     api = NbGraderAPI(config=config)
+    result["execute_timeout"] = config.Execute.get("timeout", 30)  # nbgrader's default: 30 s
 
     for step in spec["steps"]:
         action = step["action"]

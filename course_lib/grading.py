@@ -257,6 +257,7 @@ class _RunResult:
     steps: list
     leftovers: list  # descriptions of processes alive after the task, then killed
     survivors: list  # descriptions of processes that could not be killed
+    execute_timeout: float | None = None  # the per-cell timeout nbgrader used
 
 
 def _run_isolated(command, *, cwd, env, log_path, timeout, marker, settle=SETTLE_SECONDS):
@@ -433,8 +434,10 @@ def _run_steps(workspace, root, steps, *, timeout=TASK_TIMEOUT, settle=SETTLE_SE
         marker=(TASK_VAR, task_id),
         settle=settle,
     )
-    with contextlib.suppress(OSError, ValueError):
-        run.steps = json.loads(result_path.read_text())["steps"]
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        result = json.loads(result_path.read_text())
+        run.steps = result["steps"]
+        run.execute_timeout = result.get("execute_timeout")
     return run
 
 
@@ -1150,7 +1153,7 @@ def _grade_one(workspace, lesson, student, folder, template_db, *, timeout, task
     outcome.autograded = autograded if autograded.is_dir() else None
     outcome.feedback = feedback if feedback.is_dir() else None
     if outcome.autograded is not None:
-        outcome.notes.extend(_timeout_notes(autograded, timeout))
+        outcome.notes.extend(_timeout_notes(autograded, run.execute_timeout))
     by_action = {step["action"]: step for step in run.steps}
     autograde_ok = by_action.get("autograde", {}).get("success", False)
     if not autograde_ok:
