@@ -1,0 +1,270 @@
+"""JupyterLab started as `make lab` starts it, and Chromium driven by Playwright.
+
+Both classes stop everything they started by PID, never by name: JupyterLab, the
+kernels it starts, the engines those kernels start, the Playwright driver and Chromium.
+The fixtures in conftest.py use them so that this happens whatever a test's outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path(os.environ.get("COURSE_CHROMIUM", "/usr/bin/chromium"))
+HOW_TO_ENABLE = (
+    f"no Chromium at {CHROMIUM}: the browser tests need Debian's chromium. Enable them "
+    "with `sudo apt-get install -y chromium` (.ci/run does it in CI), or point "
+    "COURSE_CHROMIUM at a Chromium binary."
+)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+#: Where screenshots go (git-ignored); ``COURSE_ARTIFACTS`` overrides it.
+ARTIFACTS = Path(os.environ.get("COURSE_ARTIFACTS", REPO / "build" / "artifacts"))
+#: What the lab server may take to answer, in seconds (a busy 2-core CI machine).
+LAB_START_TIMEOUT = 120
+#: Grace period of every process after SIGTERM, before SIGKILL.
+STOP_GRACE = 20
+
+# JupyterLab's pop-up asking whether it may fetch news, turned off: a settings
+# override, as binder/postBuild writes one for students.
+LAB_OVERRIDES = {
+    "@jupyterlab/apputils-extension:notification": {
+        "checkForUpdates": False,
+        "fetchNews": "false",
+    }
+}
+
+#: Artifacts written during this run, listed again at its end (see conftest.py).
+ARTIFACTS_WRITTEN = []
+
+
+def record_artifact(path):
+    """Print an artifact's path now and list it again at the end of the run."""
+    ARTIFACTS_WRITTEN.append(Path(path))
+    print(f"artifact: {path}")
+
+
+# ----------------------------------------------------------------------------------------
+# Processes: stop a family by PID, never by name.
+
+
+def family_of(pid):
+    """``pid`` and all its live descendants, as psutil processes."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _alive(proc):
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def wait_gone(processes, timeout):
+    """Wait until every process has exited; return those still alive."""
+    deadline = time.monotonic() + timeout
+    alive = [p for p in processes if _alive(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [p for p in alive if _alive(p)]
+    return alive
+
+
+def kill_survivors(processes, grace=STOP_GRACE):
+    """Wait ``grace`` seconds for ``processes`` to exit, then SIGKILL them by PID.
+
+    Returns ``(killed, survivors)``: the processes that needed SIGKILL, and those
+    still alive after it (normally none).
+    """
+    killed = wait_gone(processes, grace)
+    for proc in killed:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    return killed, wait_gone(killed, 5)
+
+
+# ----------------------------------------------------------------------------------------
+# JupyterLab as `make lab` starts it, on a copy of the course.
+
+
+class Lab:
+    """A JupyterLab server started with ``python -m course_lib.lab`` in ``root``."""
+
+    def __init__(self, root, home, token):
+        self.root = root
+        self.home = home
+        self.token = token
+        self.port = None
+        self.proc = None
+        self.log_path = home.parent / "lab.log"
+        self.pids = set()  # every PID seen in the server's family
+        self.killed = []  # processes that did not stop on their own after SIGTERM
+
+    @property
+    def base(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path):
+        sep = "&" if "?" in path else "?"
+        return f"{self.base}/{path.lstrip('/')}{sep}token={self.token}"
+
+    def start(self):
+        from course_lib.lab import free_port
+
+        self.port = free_port()
+        env = dict(os.environ)
+        for variable in ("JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR", "JUPYTER_PATH"):
+            env.pop(variable, None)
+        env.update(
+            HOME=str(self.home),
+            COURSE_LAB_TOKEN=self.token,
+            JUPYTER_CONFIG_DIR=str(self.home / ".jupyter"),
+            JUPYTER_DATA_DIR=str(self.home / ".local" / "share" / "jupyter"),
+            JUPYTER_RUNTIME_DIR=str(self.home / "runtime"),
+            IPYTHONDIR=str(self.home / ".ipython"),
+        )
+        self._log = open(self.log_path, "w")  # closed by stop()
+        # `make lab` runs `python -m course_lib.lab --ip 127.0.0.1 --port PORT` in the
+        # repository. Here the working directory is the copy: `-m` puts it first on
+        # sys.path, so the copy's course_lib serves JupyterLab rooted at the copy.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "course_lib.lab", "--ip", "127.0.0.1", "--port", str(self.port)],
+            cwd=self.root,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + LAB_START_TIMEOUT
+        while True:
+            try:
+                with urllib.request.urlopen(self.url("/api/status"), timeout=5) as reply:
+                    if reply.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited early:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"JupyterLab did not answer in {LAB_START_TIMEOUT} s")
+            time.sleep(0.5)
+
+    def log(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def api(self, path):
+        with urllib.request.urlopen(self.url(path), timeout=30) as reply:
+            return json.loads(reply.read().decode())
+
+    def remember_family(self):
+        """Note every process of the server's family (kernels, engines) by PID."""
+        if self.proc is not None:
+            for proc in family_of(self.proc.pid):
+                self.pids.add(proc.pid)
+            return family_of(self.proc.pid)
+        return []
+
+    def stop(self):
+        """SIGTERM the server (it shuts its kernels down, they stop their clusters),
+        then SIGKILL by PID whatever of its family is still there."""
+        if self.proc is None:
+            return []
+        family = self.remember_family()
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGTERM)
+        killed, survivors = kill_survivors(family)
+        self.killed.extend(killed)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        self._log.close()
+        self.proc = None
+        return survivors
+
+
+def copy_course(destination):
+    """What `make lab` serves, copied: autosave rewrites notebooks it opens."""
+    ignore = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", "*.pyc")
+    for folder in ("course_lib", "lessons", "solutions"):
+        if (REPO / folder).is_dir():
+            shutil.copytree(REPO / folder, destination / folder, ignore=ignore)
+    for name in ("nbgrader_config.py", "pyproject.toml", "README.md"):
+        if (REPO / name).exists():
+            shutil.copy2(REPO / name, destination / name)
+
+
+# ----------------------------------------------------------------------------------------
+# Chromium through Playwright.
+
+
+class Browser:
+    """Chromium (Debian's) driven by Playwright, in a fresh profile and HOME."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.pids = set()
+        self._playwright = None
+        self.context = None
+
+    def start(self):
+        from playwright.sync_api import sync_playwright
+
+        before = {p.pid for p in psutil.Process().children()}
+        self._playwright = sync_playwright().start()
+        home = self.workdir / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, HOME=str(home))
+        self.context = self._playwright.chromium.launch_persistent_context(
+            str(self.workdir / "user-data"),  # fresh: a new temporary folder
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            env=env,
+            viewport={"width": 1400, "height": 1000},
+        )
+        self._ours = [p for p in psutil.Process().children() if p.pid not in before]
+        self.remember_family()
+        return self
+
+    def remember_family(self):
+        family = []
+        for child in getattr(self, "_ours", []):
+            family.extend(family_of(child.pid))
+        self.pids.update(p.pid for p in family)
+        return family
+
+    def stop(self):
+        family = self.remember_family()
+        if self.context is not None:
+            with contextlib.suppress(Exception):
+                self.context.close()
+        if self._playwright is not None:
+            with contextlib.suppress(Exception):
+                self._playwright.stop()
+        for proc in family:  # the driver first asked nicely; now by PID
+            with contextlib.suppress(psutil.Error):
+                if _alive(proc):
+                    proc.terminate()
+        return kill_survivors(family, grace=5)[1]
