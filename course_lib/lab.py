@@ -70,6 +70,10 @@ def main(argv=None):
     print(f"\n  Open the course at: http://{args.ip}:{port}/lab/tree/lessons?token={token}\n")
     sys.stdout.flush()
     command = lab_command(args.ip, port, token)
+    # Tools that JupyterLab and nbgrader's formgrader start by name (jupyter,
+    # ipcluster) must be this environment's, as if it were activated.
+    bin_dir = os.path.dirname(sys.executable)
+    os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
     os.execv(command[0], command)
 
 
