@@ -12,7 +12,7 @@ import json
 import os
 
 import pytest
-from lab_browser import (
+from .lab_browser import (
     ARTIFACTS_WRITTEN,
     CHROMIUM,
     HOW_TO_ENABLE,
