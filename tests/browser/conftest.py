@@ -12,6 +12,7 @@ import json
 import os
 
 import pytest
+
 from .lab_browser import (
     ARTIFACTS_WRITTEN,
     CHROMIUM,
