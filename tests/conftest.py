@@ -53,3 +53,9 @@ def _alive(pid):
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def pytest_generate_tests(metafunc):
+    """One case per typical wrong answer of a lesson (tests/lesson_answers.py)."""
+    if "wrong_answer" in metafunc.fixturenames:
+        metafunc.parametrize("wrong_answer", sorted(metafunc.cls.WRONG))

@@ -15,13 +15,13 @@ import logging
 import os
 import shutil
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import ipyparallel
 import psutil
 import pytest
+from lesson_answers import LessonAnswerTests
 from sshd import HOW_TO_ENABLE, ThrowawaySSHD, find_sshd
 from traitlets.config import Config
 
@@ -186,7 +186,6 @@ def test_ssh_launcher_engines_run_a_search_and_stop(sshd_server, tmp_path, asser
 # The autograder on other correct answers and on typical wrong ones
 # --------------------------------------------------------------------------
 
-SOLUTION = REPO / "solutions" / LESSON / f"{LESSON}.ipynb"
 
 # Correct answers written differently from the reference.
 ALTERNATIVE = {
@@ -295,103 +294,9 @@ TEST_OF = {
 }
 
 
-def _grade_id(cell):
-    return cell.metadata.get("nbgrader", {}).get("grade_id")
-
-
-def _submission(answers):
-    """The solution notebook with some answer cells replaced."""
-    import nbformat
-
-    nb = nbformat.read(SOLUTION, as_version=4)
-    replaced = set()
-    for cell in nb.cells:
-        if _grade_id(cell) in answers:
-            cell.source = textwrap.dedent(answers[_grade_id(cell)]).strip()
-            replaced.add(_grade_id(cell))
-    assert replaced == set(answers), f"no answer cell for {set(answers) - replaced}"
-    return nb
-
-
-def _error_text(autograded_dir, grade_id):
-    """The error messages the autograded test cell printed."""
-    import nbformat
-
-    nb = nbformat.read(autograded_dir / SOLUTION.name, as_version=4)
-    for cell in nb.cells:
-        if _grade_id(cell) == grade_id:
-            return "\n".join(
-                f"{out.get('ename')}: {out.get('evalue')}"
-                for out in cell.get("outputs", [])
-                if out.get("output_type") == "error"
-            )
-    raise KeyError(grade_id)
-
-
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    import nbformat
-
-    from course_lib import grading
-
-    course = tmp_path_factory.mktemp("course")
-    (course / "solutions").mkdir()
-    (course / "solutions" / LESSON).symlink_to(SOLUTION.parent, target_is_directory=True)
-    submissions = tmp_path_factory.mktemp("submissions")
-    students = {
-        "alternative": ALTERNATIVE,
-        "wrong": {gid: source for gid, (source, _) in WRONG.items()},
-    }
-    for student, answers in students.items():
-        folder = submissions / student / LESSON
-        folder.mkdir(parents=True)
-        nbformat.write(_submission(answers), folder / SOLUTION.name)
-    report = grading.grade(submissions, course, lessons=[LESSON], jobs=2, verbose=False)
-    assert report.ok, report.problems
-    return report
-
-
-def test_every_answer_cell_has_an_alternative():
-    import nbformat
-
-    nb = nbformat.read(SOLUTION, as_version=4)
-    answers = {
-        _grade_id(c)
-        for c in nb.cells
-        if c.metadata.get("nbgrader", {}).get("solution")
-        and not c.metadata["nbgrader"].get("grade")
-    }
-    assert answers == set(ALTERNATIVE) == set(TEST_OF)
-
-
-@pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_other_correct_answers_get_full_marks(graded):
-    outcome = graded.outcome("alternative", LESSON)
-    assert outcome.status == "graded", outcome.message
-    assert set(outcome.cells) == set(TEST_OF.values())
-    lost = {gid: score for gid, score in outcome.cells.items() if score[0] != score[1]}
-    assert not lost, f"correct answers lost points: {lost}"
-    assert outcome.score == outcome.max_score > 0
-    assert not outcome.leftovers
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(1200)
-@pytest.mark.parametrize("answer_id", sorted(WRONG))
-def test_typical_wrong_answer_gets_zero_with_a_helpful_message(graded, answer_id):
-    outcome = graded.outcome("wrong", LESSON)
-    assert outcome.status == "graded", outcome.message
-    test_id = TEST_OF[answer_id]
-    assert outcome.cells[test_id][0] == 0, f"{answer_id}: a wrong answer got points"
-    assert WRONG[answer_id][1] in _error_text(outcome.autograded, test_id)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(1200)
-def test_wrong_answers_cost_only_their_own_points(graded):
-    outcome = graded.outcome("wrong", LESSON)
-    wrong_tests = {TEST_OF[gid] for gid in WRONG}
-    others = {gid: s for gid, s in outcome.cells.items() if gid not in wrong_tests}
-    assert others, "every graded cell was given a wrong answer"
-    assert all(score == maximum for score, maximum in others.values()), others
+class TestLesson07Answers(LessonAnswerTests):
+    LESSON = LESSON
+    ALTERNATIVE = ALTERNATIVE
+    WRONG = WRONG
+    TEST_OF = TEST_OF

@@ -1,0 +1,124 @@
+"""Grade other correct answers and typical wrong answers of a lesson's exercises.
+
+Every lesson's test module subclasses :class:`LessonAnswerTests` and gives, for
+each answer cell, a correct answer written differently from the reference and,
+for the exercises, a typical wrong answer with the words of the message that
+should explain it. Two students submit the solution notebook with those cells
+replaced, and the course's own pipeline grades them against live clusters.
+"""
+
+import textwrap
+
+import nbformat
+import pytest
+
+from course_lib import grading
+
+
+def _grade_id(cell):
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+class LessonAnswerTests:
+    """Base of ``TestLessonNN`` classes: set the four attributes below.
+
+    Attributes
+    ----------
+    LESSON : str
+        The lesson folder, e.g. ``"01_parallel_primer"``.
+    ALTERNATIVE : dict
+        ``{answer grade_id: source}``: correct answers unlike the reference.
+    WRONG : dict
+        ``{answer grade_id: (source, words of the expected message)}``.
+    TEST_OF : dict
+        ``{answer grade_id: grade_id of the test cell that grades it}``.
+    """
+
+    LESSON = ALTERNATIVE = WRONG = TEST_OF = None
+
+    @classmethod
+    def solution(cls):
+        return grading.REPO_ROOT / "solutions" / cls.LESSON / f"{cls.LESSON}.ipynb"
+
+    @classmethod
+    def submission(cls, answers):
+        """The solution notebook with some answer cells replaced."""
+        nb = nbformat.read(cls.solution(), as_version=4)
+        replaced = set()
+        for cell in nb.cells:
+            if _grade_id(cell) in answers:
+                cell.source = textwrap.dedent(answers[_grade_id(cell)]).strip()
+                replaced.add(_grade_id(cell))
+        assert replaced == set(answers), f"no answer cell for {set(answers) - replaced}"
+        return nb
+
+    @classmethod
+    def error_text(cls, autograded_dir, grade_id):
+        """The error messages an autograded test cell printed."""
+        nb = nbformat.read(autograded_dir / cls.solution().name, as_version=4)
+        for cell in nb.cells:
+            if _grade_id(cell) == grade_id:
+                return "\n".join(
+                    f"{out.get('ename')}: {out.get('evalue')}"
+                    for out in cell.get("outputs", [])
+                    if out.get("output_type") == "error"
+                )
+        raise KeyError(grade_id)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def graded(cls, tmp_path_factory):
+        course = tmp_path_factory.mktemp("course")
+        (course / "solutions").mkdir()
+        solution = cls.solution()
+        (course / "solutions" / cls.LESSON).symlink_to(solution.parent, target_is_directory=True)
+        submissions = tmp_path_factory.mktemp("submissions")
+        students = {
+            "alternative": cls.ALTERNATIVE,
+            "wrong": {gid: source for gid, (source, _) in cls.WRONG.items()},
+        }
+        for student, answers in students.items():
+            folder = submissions / student / cls.LESSON
+            folder.mkdir(parents=True)
+            nbformat.write(cls.submission(answers), folder / solution.name)
+        report = grading.grade(submissions, course, lessons=[cls.LESSON], jobs=2, verbose=False)
+        assert report.ok, report.problems
+        return report
+
+    def test_every_answer_cell_has_an_alternative(self):
+        nb = nbformat.read(self.solution(), as_version=4)
+        answers = {
+            _grade_id(c)
+            for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("solution")
+            and not c.metadata["nbgrader"].get("grade")
+        }
+        assert answers == set(self.ALTERNATIVE) == set(self.TEST_OF)
+        assert set(self.WRONG) <= answers
+
+    @pytest.mark.slow
+    def test_other_correct_answers_get_full_marks(self, graded):
+        outcome = graded.outcome("alternative", self.LESSON)
+        assert outcome.status == "graded", outcome.message
+        assert set(outcome.cells) == set(self.TEST_OF.values())
+        lost = {gid: score for gid, score in outcome.cells.items() if score[0] != score[1]}
+        assert not lost, f"correct answers lost points: {lost}"
+        assert outcome.score == outcome.max_score > 0
+        assert not outcome.leftovers
+
+    @pytest.mark.slow
+    def test_typical_wrong_answer_gets_zero_with_a_helpful_message(self, graded, wrong_answer):
+        outcome = graded.outcome("wrong", self.LESSON)
+        assert outcome.status == "graded", outcome.message
+        test_id = self.TEST_OF[wrong_answer]
+        assert outcome.cells[test_id][0] == 0, f"{wrong_answer}: a wrong answer got points"
+        assert self.WRONG[wrong_answer][1] in self.error_text(outcome.autograded, test_id)
+
+    @pytest.mark.slow
+    def test_wrong_answers_cost_only_their_own_points(self, graded):
+        outcome = graded.outcome("wrong", self.LESSON)
+        wrong_tests = {self.TEST_OF[gid] for gid in self.WRONG}
+        others = {gid: s for gid, s in outcome.cells.items() if gid not in wrong_tests}
+        assert others, "every graded cell was given a wrong answer"
+        assert all(score == maximum for score, maximum in others.values()), others
+        assert not outcome.leftovers
