@@ -1,0 +1,132 @@
+"""A student's memory: a lesson run with its cluster, kernel and JupyterLab, on one CPU.
+
+Starts JupyterLab as ``make lab`` does, executes each lesson's solution notebook in a
+fresh kernel (nbclient) and samples, every 0.2 s, the PSS of every process of the
+student's session: JupyterLab, the kernel and all it started (controller, engines).
+PSS counts shared pages once, split between sharers: the figure a cgroup limit such
+as mybinder.org's 2 GB sees. The bench pins itself and its children to one CPU, as
+Binder gives about one. The last line is the worst lesson's peak against the 1.5 GB
+budget.
+
+    python bench/footprint.py [--lessons 01_parallel_primer 04_model_selection]
+"""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import psutil
+from nbclient import NotebookClient
+
+from course_lib.lab import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+BUDGET_MB = 1536
+
+
+def tree_pss_mb(roots):
+    """Summed PSS of processes and all their descendants, in MiB."""
+    seen, total = set(), 0
+    for root in roots:
+        try:
+            family = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for proc in family:
+            if proc.pid in seen:
+                continue
+            seen.add(proc.pid)
+            try:
+                total += proc.memory_full_info().pss
+            except psutil.Error:
+                pass
+    return total / 2**20
+
+
+def start_lab():
+    port = free_port()
+    env = dict(os.environ, COURSE_LAB_TOKEN="footprint")
+    lab = subprocess.Popen(
+        [sys.executable, "-m", "course_lib.lab", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token=footprint", timeout=2)
+            return lab
+        except OSError:
+            time.sleep(0.5)
+    os.killpg(lab.pid, signal.SIGKILL)
+    raise TimeoutError("JupyterLab did not answer in 120 s")
+
+
+def run_lesson(lesson, lab):
+    notebook = nbformat.read(REPO / "solutions" / lesson / f"{lesson}.ipynb", as_version=4)
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3", allow_errors=False)
+    peak = {"mb": 0.0}
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            kernel = getattr(client, "km", None)
+            roots = [psutil.Process(lab.pid)]
+            if kernel is not None and kernel.has_kernel:
+                roots.append(psutil.Process(kernel.provisioner.process.pid))
+            peak["mb"] = max(peak["mb"], tree_pss_mb(roots))
+            done.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    start = time.perf_counter()
+    sampler.start()
+    try:
+        client.execute(cwd=str(REPO / "solutions" / lesson))
+    finally:
+        done.set()
+        sampler.join()
+    return peak["mb"], time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    lessons = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
+    parser.add_argument("--lessons", nargs="+", default=lessons)
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+    lab = start_lab()
+    try:
+        idle = tree_pss_mb([psutil.Process(lab.pid)])
+        print(f"JupyterLab alone: {idle:.0f} MiB PSS; one CPU: {sorted(os.sched_getaffinity(0))}")
+        print(f"{'lesson':<22}{'peak PSS (MiB)':>16}{'seconds':>10}")
+        worst = ("", 0.0)
+        for lesson in args.lessons:
+            peak, seconds = run_lesson(lesson, lab)
+            print(f"{lesson:<22}{peak:>16.0f}{seconds:>10.1f}")
+            worst = max(worst, (lesson, peak), key=lambda item: item[1])
+    finally:
+        os.killpg(lab.pid, signal.SIGTERM)
+        try:
+            lab.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(lab.pid, signal.SIGKILL)
+    print(
+        f"peak footprint = {worst[1] / 1024:.2f} GB PSS ({worst[0]}), "
+        f"budget {BUDGET_MB / 1024:.1f} GB, 2 engines, 1 CPU"
+    )
+
+
+if __name__ == "__main__":
+    main()
