@@ -23,6 +23,7 @@ from sklearn.metrics import check_scoring
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 from sklearn.utils import check_random_state
 
+from course_lib._validation import check_int
 from course_lib.splits import load_cv_split
 
 STRATEGIES = ("grid", "random", "halving")
@@ -33,16 +34,6 @@ JOURNAL_VERSION = 1
 # --------------------------------------------------------------------------
 # Checks at the door
 # --------------------------------------------------------------------------
-
-
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"{name} must be an int, but got {value!r} (of type {type(value).__name__})."
-        )
-    if value < minimum:
-        raise ValueError(f"{name} == {value!r}, must be >= {minimum}.")
-    return int(value)
 
 
 def _check_strategy(strategy):
@@ -59,7 +50,7 @@ def _check_n_iter(n_iter, strategy):
             f"n_iter == {n_iter!r} but strategy='grid' evaluates every combination; "
             f"use strategy='random' to draw n_iter of them."
         )
-    return None if n_iter is None else _check_int(n_iter, "n_iter", 1)
+    return None if n_iter is None else check_int(n_iter, "n_iter", minimum=1)
 
 
 def _check_space(param_space):
@@ -278,8 +269,8 @@ def _plan_rounds(strategy, estimator, candidates, split_paths, halving):
         if min_resource is None:
             min_resource = 1
         limit = None
-    max_resource = _check_int(max_resource, "max_resource", 1)
-    min_resource = _check_int(min_resource, "min_resource", 1)
+    max_resource = check_int(max_resource, "max_resource", minimum=1)
+    min_resource = check_int(min_resource, "min_resource", minimum=1)
     if limit is not None and max_resource > limit:
         raise ValueError(
             f"max_resource == {max_resource} but the largest training split has {limit} samples."

@@ -31,6 +31,8 @@ import joblib
 import psutil
 from traitlets.config import Config
 
+from course_lib._validation import check_int
+
 __all__ = [
     "LocalCluster",
     "add_engines",
@@ -71,17 +73,6 @@ def default_n_engines():
     True
     """
     return max(1, int(joblib.cpu_count()))
-
-
-def _check_n_engines(n_engines, name="n_engines"):
-    if isinstance(n_engines, bool) or not isinstance(n_engines, numbers.Integral):
-        raise TypeError(
-            f"{name} must be a positive int, but got {n_engines!r} "
-            f"(of type {type(n_engines).__name__})."
-        )
-    if n_engines < 1:
-        raise ValueError(f"{name} == {n_engines}, must be >= 1.")
-    return int(n_engines)
 
 
 def _check_timeout(timeout):
@@ -374,7 +365,7 @@ def local_cluster(n_engines=None, *, timeout=60, log_level=logging.ERROR):
     >>> client = cluster.start()  # doctest: +SKIP
     >>> cluster.stop()
     """
-    n_engines = default_n_engines() if n_engines is None else _check_n_engines(n_engines)
+    n_engines = default_n_engines() if n_engines is None else check_int(n_engines, "n_engines")
     return LocalCluster(n_engines, _check_timeout(timeout), log_level)
 
 
@@ -408,7 +399,7 @@ def add_engines(client, n_engines=1, *, timeout=60):
     list of int
         The ids of the new engines.
     """
-    n_engines = _check_n_engines(n_engines)
+    n_engines = check_int(n_engines, "n_engines")
     timeout = _check_timeout(timeout)
     cluster = getattr(client, "cluster", None)
     if not isinstance(cluster, ipyparallel.Cluster):

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from course_lib._validation import check_int
+
 __all__ = [
     "FIELDNAMES",
     "SENTIMENT140_SHA256",
@@ -410,7 +412,7 @@ def make_tweet_corpus(n_samples, *, random_state=0, path=None):
     >>> lines[0][:5]
     '"0","'
     """
-    n_samples = _check_positive_int(n_samples, "n_samples")
+    n_samples = check_int(n_samples, "n_samples")
     if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral):
         raise TypeError(
             f"random_state must be an int (a seed), but got {random_state!r} "
@@ -563,13 +565,3 @@ def _random_links(rng, n_links):
     codes = rng.choice(_LINK_CHARS, size=(n_links, 6)).tolist()
     hosts = rng.choice(_LINK_HOSTS, size=n_links).tolist()
     return [f"http://{host}/{''.join(code)}" for host, code in zip(hosts, codes, strict=True)]
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"{name} must be a positive int, but got {value!r} (of type {type(value).__name__})."
-        )
-    if value < 1:
-        raise ValueError(f"{name} == {value}, must be >= 1.")
-    return int(value)

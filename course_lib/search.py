@@ -55,7 +55,6 @@ from course_lib._search_plan import (
     JOURNAL_VERSION,
     STRATEGIES,
     _check_estimator,
-    _check_int,
     _check_params_exist,
     _check_scoring,
     _check_split_paths,
@@ -67,6 +66,7 @@ from course_lib._search_plan import (
     _task_key,
     make_candidates,
 )
+from course_lib._validation import check_int
 from course_lib.splits import load_cv_split
 
 __all__ = ["STRATEGIES", "SearchRun", "evaluate", "launch_search", "make_candidates"]
@@ -286,7 +286,7 @@ def launch_search(
     lview = _check_view(view)
     estimator = _check_estimator(estimator)
     strategy = _check_strategy(strategy)
-    retries = _check_int(retries, "retries", 0)
+    retries = check_int(retries, "retries", minimum=0)
     scoring = _check_scoring(estimator, scoring)
     split_paths = _check_split_paths(split_paths)
     candidates = make_candidates(param_space, strategy, n_iter=n_iter, random_state=random_state)
@@ -703,7 +703,7 @@ class SearchRun:
             ``rank``, ``candidate``, ``params``, ``mean_test_score``,
             ``std_test_score``, ``n_splits`` (splits done), ``n_resources``.
         """
-        n = _check_int(n, "n", 1)
+        n = check_int(n, "n", minimum=1)
         with self._lock:
             rounds_with_results = {key[0] for key in self._records}
             if not rounds_with_results:

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from course_lib._validation import check_int
+
 __all__ = [
     "ENCODING",
     "HASHING_DEFAULTS",
@@ -118,9 +120,9 @@ def read_tweets(csv_path, max_count=None, n_partitions=1, partition_id=0):
     >>> texts, targets = read_tweets(csv_path, n_partitions=4, partition_id=3)
     """
     path = _check_csv_path(csv_path)
-    max_count = None if max_count is None else _check_int(max_count, "max_count", low=1)
-    n_partitions = _check_int(n_partitions, "n_partitions", low=1)
-    partition_id = _check_int(partition_id, "partition_id", low=0)
+    max_count = None if max_count is None else check_int(max_count, "max_count", minimum=1)
+    n_partitions = check_int(n_partitions, "n_partitions", minimum=1)
+    partition_id = check_int(partition_id, "partition_id", minimum=0)
     if partition_id >= n_partitions:
         raise ValueError(
             f"partition_id == {partition_id}, must be < n_partitions == {n_partitions}."
@@ -225,8 +227,8 @@ class TweetStream:
                 f"targets must hold at least 2 classes to learn from, but got "
                 f"{self.classes_.tolist()}."
             )
-        self.batch_size = _check_int(batch_size, "batch_size", low=1)
-        self.texts_per_sample = _check_int(texts_per_sample, "texts_per_sample", low=1)
+        self.batch_size = check_int(batch_size, "batch_size", minimum=1)
+        self.texts_per_sample = check_int(texts_per_sample, "texts_per_sample", minimum=1)
         if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral):
             raise TypeError(f"random_state must be an int (a seed), but got {random_state!r}.")
         self.random_state = random_state
@@ -248,7 +250,7 @@ class TweetStream:
         texts : list of str
         targets : ndarray of shape (size,)
         """
-        size = self.batch_size if size is None else _check_int(size, "size", low=1)
+        size = self.batch_size if size is None else check_int(size, "size", minimum=1)
         classes = self._rng.integers(0, len(self.classes_), size=size)
         texts = []
         for k in classes.tolist():
@@ -391,8 +393,8 @@ def train_online(
         )
     if not callable(getattr(vectorizer, "transform", None)):
         raise TypeError(f"vectorizer {vectorizer!r} has no transform method.")
-    n_batches = _check_int(n_batches, "n_batches", low=1)
-    eval_every = _check_int(eval_every, "eval_every", low=1)
+    n_batches = check_int(n_batches, "n_batches", minimum=1)
+    eval_every = check_int(eval_every, "eval_every", minimum=1)
     if not (sp.issparse(X_val) or isinstance(X_val, np.ndarray) and X_val.dtype != object):
         if isinstance(X_val, str):
             raise TypeError("X_val must be a list of texts, not a single str.")
@@ -479,13 +481,3 @@ def _check_csv_path(csv_path):
             "course_lib.datasets.make_tweet_corpus(n_samples) writes look-alikes offline."
         )
     return path
-
-
-def _check_int(value, name, *, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"{name} must be an int, but got {value!r} (of type {type(value).__name__})."
-        )
-    if value < low:
-        raise ValueError(f"{name} == {value}, must be >= {low}.")
-    return int(value)
