@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime
+import filecmp
 import functools
+import logging
 import numbers
 import os
 import shutil
@@ -88,8 +90,25 @@ def get_data_home(data_home=None):
             f"(of type {type(data_home).__name__})."
         )
     folder = Path(data_home).expanduser()
+    _check_no_file_above(folder, "data_home", data_home)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(
+            f"data_home == {str(data_home)!r} is a file, not a folder: give a folder path."
+        )
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def _check_no_file_above(path, name, value):
+    """NotADirectoryError naming ``name`` if a parent of ``path`` is a file."""
+    for parent in Path(path).absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(
+                    f"{name} == {str(value)!r} lies under {str(parent)!r}, which is a file, "
+                    f"not a folder: give a path in a folder."
+                )
+            return
 
 
 # ---------------------------------------------------------------------------
@@ -103,7 +122,9 @@ def fetch_sentiment140(data_home=None, *, url=None, sha256=SENTIMENT140_SHA256):
     The archive is downloaded with pooch into ``<data_home>/sentiment140``,
     its SHA-256 checked, and its two CSV files unpacked next to it; the
     archive is then deleted. Later calls find the CSV files and use no network.
-    A download that fails, or whose checksum is wrong, leaves nothing behind.
+    A download that fails, whose checksum is wrong or that is not a zip
+    archive with the two files leaves nothing behind: the partial archive is
+    deleted, and the error says so.
 
     The training file has 1.6 million tweets, sorted by polarity: 800,000
     negative (0) then 800,000 positive (4), labelled by the emoticons they
@@ -153,11 +174,28 @@ def fetch_sentiment140(data_home=None, *, url=None, sha256=SENTIMENT140_SHA256):
     paths = tuple(folder / _SENTIMENT140_MEMBERS[key] for key in ("train", "test"))
     if all(path.is_file() for path in paths):
         return paths
+    archive = folder / _SENTIMENT140_ARCHIVE
+    existed = folder.exists()
+    try:
+        _download_and_unpack(url, sha256, archive, paths)
+    except BaseException:
+        # Failed downloads leave nothing: the partial archive is deleted
+        # (each message says so), and so is the folder if this call made it.
+        if not existed:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty
+        raise
+    return paths
 
+
+def _download_and_unpack(url, sha256, archive, paths):
     import pooch
     import requests
 
-    archive = folder / _SENTIMENT140_ARCHIVE
+    folder = archive.parent
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # no "Downloading data from ..." on stderr
     try:
         pooch.retrieve(
             url,
@@ -167,12 +205,13 @@ def fetch_sentiment140(data_home=None, *, url=None, sha256=SENTIMENT140_SHA256):
             progressbar=True,
         )
     except requests.exceptions.RequestException as exc:
+        archive.unlink(missing_ok=True)
         raise ConnectionError(
-            f"Could not download Sentiment140 from {url}: {exc}. Check the network, or "
-            f"download the archive yourself and save it as {archive}, or set "
-            f"{SENTIMENT140_URL_ENV} to a mirror. With no network at all, "
-            "course_lib.datasets.make_tweet_corpus(n_samples) writes a tweet-like corpus "
-            "in the same layout, offline."
+            f"Could not download Sentiment140 from {url} ({_short_reason(exc)}), so "
+            f"nothing was written; check the network, save the archive yourself as "
+            f"{archive}, set {SENTIMENT140_URL_ENV} to a mirror, or work offline with "
+            f"course_lib.datasets.make_tweet_corpus(n_samples), which writes "
+            f"look-alike tweets in the same layout."
         ) from exc
     except ValueError as exc:
         if "hash" not in str(exc).lower():
@@ -182,11 +221,31 @@ def fetch_sentiment140(data_home=None, *, url=None, sha256=SENTIMENT140_SHA256):
             f"is not {sha256}. It was deleted. If you trust this source, pass its "
             f"checksum as sha256=... ({exc})"
         ) from exc
+    finally:
+        logger.setLevel(level)
     try:
         _extract_members(archive, paths)
+    except zipfile.BadZipFile as exc:
+        raise ValueError(
+            f"The file downloaded from {url} (saved as {archive}) is not a zip archive, "
+            f"so it is not the Sentiment140 archive; it was deleted, and nothing was "
+            f"unpacked. Check url (or {SENTIMENT140_URL_ENV}) and sha256."
+        ) from exc
     finally:
         archive.unlink(missing_ok=True)
-    return paths
+
+
+def _short_reason(exc):
+    """Why a download failed, in a few words, from a ``requests`` exception."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.HTTPError) and exc.response is not None:
+        return f"the server answered {exc.response.status_code} {exc.response.reason}"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "the server did not answer in time"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return "no connection to the server: no network, or the host cannot be reached"
+    return type(exc).__name__
 
 
 def _check_url(url):
@@ -212,7 +271,8 @@ def _extract_members(archive, destinations):
         missing = [path.name for path in destinations if path.name not in zipped.namelist()]
         if missing:
             raise ValueError(
-                f"The archive has no file {missing}: it is not the Sentiment140 archive."
+                f"The archive {str(archive)!r} has no file {missing}: it is not the "
+                f"Sentiment140 archive. It was deleted, and nothing was unpacked."
             )
         for path in destinations:
             with zipped.open(path.name) as source, _atomic_file(path, "wb") as target:
@@ -220,10 +280,12 @@ def _extract_members(archive, destinations):
 
 
 @contextlib.contextmanager
-def _atomic_file(destination, mode, **open_kwargs):
+def _atomic_file(destination, mode, overwrite=True, **open_kwargs):
     """Write into a temporary file next to ``destination``, then rename it.
 
     Readers never see a half-written file, even when writing is interrupted.
+    With ``overwrite=False``, an existing ``destination`` is kept when it has
+    the very bytes written, and refused (left unchanged) when it differs.
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -231,11 +293,31 @@ def _atomic_file(destination, mode, **open_kwargs):
     try:
         with open(fd, mode, **open_kwargs) as handle:
             yield handle
+        if not overwrite and destination.exists():
+            if not filecmp.cmp(tmp, destination, shallow=False):
+                raise FileExistsError(
+                    f"path == {str(destination)!r} already holds another file, which was "
+                    f"left unchanged: pass overwrite=True to replace it, or give a new path."
+                )
+            os.unlink(tmp)  # the same bytes are already there
+            return
         os.replace(tmp, destination)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _check_csv_start(path, given):
+    """FileExistsError, before any work, if ``path`` cannot be a corpus of this module."""
+    with open(path, "rb") as file:
+        start = file.read(5)
+    if start not in (b'"0","', b'"2","', b'"4","'):
+        raise FileExistsError(
+            f"path == {str(given)!r} already holds a file that is not a tweet corpus "
+            f"(it starts with {start!r}), which was left unchanged: pass overwrite=True "
+            f"to replace it, or give a new path."
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -361,7 +443,7 @@ def _language():
     return _Language(_LANGUAGE_SEED)
 
 
-def make_tweet_corpus(n_samples, *, random_state=0, path=None):
+def make_tweet_corpus(n_samples, *, random_state=0, path=None, overwrite=False):
     """Write an offline tweet-like corpus in Sentiment140's CSV layout.
 
     Each tweet mixes frequent function words, topic words drawn from a
@@ -386,15 +468,27 @@ def make_tweet_corpus(n_samples, *, random_state=0, path=None):
     random_state : int, default=0
         Seed; the same seed and ``n_samples`` give the same file.
     path : str or path-like, optional
-        Where to write the CSV file (replaced if it exists). Default: a file
-        in ``<data home>/tweet_corpus`` (see :func:`get_data_home`), written
-        on the first call and reused afterwards.
+        Where to write the CSV file; its folder is created if missing.
+        Default: a file in ``<data home>/tweet_corpus`` (see
+        :func:`get_data_home`), written on the first call and reused
+        afterwards.
+    overwrite : bool, default=False
+        Replace a file already at ``path`` that holds something else. Without
+        it, a file with exactly the corpus asked for is kept as is (a cell
+        run again), and any other file is refused and left unchanged.
 
     Returns
     -------
     pathlib.Path
         The CSV file: columns :data:`FIELDNAMES`, every field quoted, no
         header, latin-1.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` holds another file and ``overwrite`` is False.
+    IsADirectoryError, NotADirectoryError
+        If ``path`` is a folder, or lies under a file.
 
     See Also
     --------
@@ -433,12 +527,22 @@ def make_tweet_corpus(n_samples, *, random_state=0, path=None):
             f"path must be a file path (str or path-like), but got {path!r} "
             f"(of type {type(path).__name__})."
         )
-    path = Path(path)
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be True or False, but got {overwrite!r}.")
+    given, path = path, Path(path).expanduser()
+    _check_no_file_above(path, "path", given)
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"path == {str(given)!r} is a folder: give a file path, e.g. "
+            f"{str(path / 'tweets.csv')!r}."
+        )
     rng = np.random.default_rng(random_state)
     n_neutral = int(rng.binomial(n_samples, 0.01))
     n_negative = int(rng.binomial(n_samples - n_neutral, 0.5))
     n_positive = n_samples - n_neutral - n_negative
-    with _atomic_file(path, "w", encoding="latin-1", newline="") as handle:
+    if path.exists() and not overwrite:
+        _check_csv_start(path, given)
+    with _atomic_file(path, "w", overwrite, encoding="latin-1", newline="") as handle:
         writer = csv.writer(handle, quoting=csv.QUOTE_ALL, lineterminator="\n")
         for polarity, count in ((0, n_negative), (2, n_neutral), (4, n_positive)):
             # Ids and dates increase within each polarity, as in the real file.
