@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -169,7 +170,19 @@ def _check_scoring(estimator, scoring):
             f"scoring must be None, a metric name or a callable scorer, but got "
             f"{scoring!r}: a search ranks by one metric."
         )
-    check_scoring(estimator, scoring=scoring)  # unknown metric names raise here
+    try:
+        check_scoring(estimator, scoring=scoring)
+    except ValueError as error:  # sklearn's message names check_scoring and lists ~60 names
+        if not isinstance(scoring, str):
+            raise
+        from sklearn.metrics import get_scorer_names
+
+        close = difflib.get_close_matches(scoring, get_scorer_names(), n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(
+            f"scoring == {scoring!r} is not a metric name scikit-learn knows.{hint} "
+            f"sklearn.metrics.get_scorer_names() lists them all."
+        ) from error
     return scoring
 
 

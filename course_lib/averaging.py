@@ -67,10 +67,10 @@ def average_linear_models(models):
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
 
-    if isinstance(models, BaseEstimator) or not hasattr(models, "__iter__"):
+    if isinstance(models, (BaseEstimator, str, bytes)) or not hasattr(models, "__iter__"):
         raise TypeError(
-            f"models must be a list of fitted models, but got {type(models).__name__}; "
-            "a single model needs to be wrapped in a list."
+            f"models must be a list of fitted models, but got {models!r} (of type "
+            f"{type(models).__name__}); a single model needs to be wrapped in a list."
         )
     models = list(models)
     if not models:

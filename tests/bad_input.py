@@ -1,0 +1,58 @@
+"""What "nothing changed" means in tests/test_bad_input.py: files and child processes.
+
+A :func:`snapshot` records every file and folder under some folders (its
+size, modification time and a hash of its bytes) and the child processes of
+this process. Two snapshots, taken before and after a bad call, must be equal.
+"""
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import psutil
+
+
+def files_under(*folders):
+    """{path: (kind, size, mtime_ns, sha256)} for everything under the folders."""
+    found = {}
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.exists():
+            continue
+        for root, dirs, files in os.walk(folder):
+            for name in dirs:
+                found[Path(root, name)] = ("folder",)
+            for name in files:
+                path = Path(root, name)
+                stat = path.stat()
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                found[path] = ("file", stat.st_size, stat.st_mtime_ns, digest)
+    return found
+
+
+def child_processes():
+    """PIDs of the live (not zombie) descendants of this process."""
+    pids = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                pids.add(child.pid)
+        except psutil.Error:
+            pass
+    return pids
+
+
+def snapshot(*folders):
+    """(files under the folders, child processes), to compare before and after."""
+    return files_under(*folders), child_processes()
+
+
+def assert_unchanged(before, folders, timeout=10.0):
+    """The files are as they were; child processes too (new ones get time to exit)."""
+    files, children = before
+    assert files_under(*folders) == files, "files changed"
+    deadline = time.monotonic() + timeout
+    while (now := child_processes()) != children and time.monotonic() < deadline:
+        time.sleep(0.1)  # a process that a refused call started would linger: wait, then fail
+    assert now == children, f"child processes changed: {children} -> {now}"
