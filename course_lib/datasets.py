@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from course_lib import _tweet_words as _words
 from course_lib._validation import check_int
 
 __all__ = [
@@ -325,51 +326,12 @@ def _check_csv_start(path, given):
 # ---------------------------------------------------------------------------
 
 # Bump when the generator changes: cached corpora carry it in their file name.
-_CORPUS_VERSION = 1
+_CORPUS_VERSION = 2
 # The "language" (vocabulary, word frequencies, how each word leans) is the
 # same for every random_state, so that corpora drawn with different seeds can
 # train and test the same model.
 _LANGUAGE_SEED = 2009
 
-_FUNCTION_WORDS = """
-i the to a my and is it in for you of on me so have that just at with be now was
-get up all out this go do what are am will your we can its im about there how got
-one from when if her he she they them some back time know see think going been an
-or as by our had here still then off more would his new really well much want need
-gonna night tomorrow morning home today day u ur tonight yeah oh lol haha right
-""".split()
-
-_TOPIC_WORDS = """
-work school class music movie game phone car dog cat coffee lunch dinner bed house
-beach twitter tweet facebook iphone show song album concert tv book city bus train
-weather sun food pizza mom dad sister brother baby boyfriend girlfriend friend team
-office meeting boss job money shopping store mall gym run walk hair shoes dress room
-kitchen garden park trip flight airport hotel vacation week weekend sunday monday
-friday saturday exam exams homework test paper project email computer laptop internet
-video youtube photo pics blog radio band tour tickets church wedding graduation
-""".split()
-
-_POSITIVE_WORDS = """
-love good great happy thanks thank awesome fun best nice glad amazing cool enjoy
-enjoyed excited yay beautiful wonderful sweet perfect hope smile laugh congrats
-welcome cute funny proud lovely brilliant fantastic yummy win won ready finally
-sunshine relaxing blessed hugs party friends birthday summer excellent favorite
-loving hehe woohoo xoxo rocks super fab thx like
-""".split()
-
-_NEGATIVE_WORDS = """
-sad miss sorry bad hate sick tired bored ugh hurts lost worst sucks poor headache
-cry crying stupid broke broken fail failed annoying upset lonely pain sore damn hurt
-missing sadly unfortunately terrible horrible awful scared worried stressed exhausted
-ill died rip gone wrong problem hungry cold rain raining late boring disappointed
-angry fml sigh cancelled flu sucked missed
-""".split()
-
-_NEGATIONS = ["not", "dont", "don't", "cant", "can't", "never", "no", "isn't", "wasn't"]
-
-_ONSETS = "b c d f g h j k l m n p r s t v w y z br ch cl dr fl gr pl sh sl st th tr".split()
-_VOWELS = "a e i o u ai ea oo ou".split()
-_CODAS = ["", "", "", "", "", "n", "r", "s", "t", "ll", "ng", "ck", "rd", "st"]
 
 _LINK_HOSTS = ["bit.ly", "tinyurl.com", "twitpic.com", "is.gd", "ow.ly"]
 _LINK_CHARS = np.array(list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
@@ -377,65 +339,69 @@ _ENDINGS = ["", "", "", "", "!", "!!", ".", "...", "?", " ..", "!!!"]
 
 
 class _Language:
-    """Vocabulary, word frequencies and sentiment of the synthetic tweets."""
+    """Vocabulary, word frequencies and sentiment of the synthetic tweets.
 
-    n_synthetic_words = 12_000
+    Every word of a tweet is a real English word (:mod:`course_lib._tweet_words`);
+    only user names, links and their codes are made up, as on Twitter.
+    """
+
     n_users = 20_000
     zipf_exponent = 1.05
-    # Standard deviation of how much a topic word leans to one polarity: a
-    # weak signal spread over many words, as in real tweets.
+    # Standard deviation of how much an everyday word leans to one polarity:
+    # a weak signal spread over many words, as in real tweets.
     topic_lean = 0.9
 
     def __init__(self, seed):
         rng = np.random.default_rng(seed)
-        synthetic = self._invent_words(rng, self.n_synthetic_words, exclude=set())
-        known = set(_FUNCTION_WORDS) | set(_TOPIC_WORDS) | set(synthetic)
-        known |= set(_POSITIVE_WORDS) | set(_NEGATIVE_WORDS)
-        self.words = np.array(_FUNCTION_WORDS + _TOPIC_WORDS + synthetic, dtype=object)
+        sentiment = set(_words.POSITIVE_WORDS) | set(_words.NEGATIVE_WORDS)
+        function = list(dict.fromkeys(_words.FUNCTION_WORDS))
+        everyday = [
+            w
+            for w in dict.fromkeys(_words.EVERYDAY_WORDS)
+            if w not in sentiment and w not in function
+        ]
+        known = set(function) | set(everyday) | sentiment
+        self.words = np.array(function + everyday, dtype=object)
         ranks = np.arange(1, len(self.words) + 1)
         zipf = 1.0 / (ranks + 2.7) ** self.zipf_exponent
         lean = rng.normal(0.0, self.topic_lean, size=len(self.words))
-        lean[: len(_FUNCTION_WORDS)] = 0.0
+        lean[: len(function)] = 0.0
         self.word_cdf = {
             sign: np.cumsum(zipf * np.exp(sign * lean / 2) / np.sum(zipf * np.exp(sign * lean / 2)))
             for sign in (-1, 1)
         }
         self.sentiment_words = {
-            -1: np.array(_NEGATIVE_WORDS, dtype=object),
-            1: np.array(_POSITIVE_WORDS, dtype=object),
+            -1: np.array(_words.NEGATIVE_WORDS, dtype=object),
+            1: np.array(_words.POSITIVE_WORDS, dtype=object),
         }
-        handles = self._invent_words(rng, self.n_users, exclude=known, syllables=(0, 0.6, 0.4))
-        digits = rng.integers(0, 1000, size=len(handles))
-        style = rng.random(len(handles))
-        self.users = np.array(
-            [
-                h + (str(d) if s < 0.4 else "") if s < 0.8 else f"_{h}_"
-                for h, d, s in zip(handles, digits, style, strict=True)
-            ],
-            dtype=object,
-        )
+        self.users = self._user_names(rng, everyday, self.n_users, exclude=known)
         user_zipf = 1.0 / np.arange(1, len(self.users) + 1) ** 0.8
         self.user_cdf = np.cumsum(user_zipf / user_zipf.sum())
-        self.hashtags = np.array(["#" + w for w in self.words[len(_FUNCTION_WORDS) :][:300]])
+        self.hashtags = np.array(["#" + w for w in everyday[:300]])
 
     @staticmethod
-    def _invent_words(rng, n_words, exclude, syllables=(0.45, 0.45, 0.1)):
-        """``n_words`` distinct pronounceable words, none of them in ``exclude``."""
-        words, seen = [], set(exclude)
-        while len(words) < n_words:
-            n_draws = 2 * (n_words - len(words))
-            lengths = rng.choice(len(syllables), size=n_draws, p=syllables) + 1
-            parts = [
-                rng.choice(pieces, size=(n_draws, len(syllables))).tolist()
-                for pieces in (_ONSETS, _VOWELS, _CODAS)
-            ]
-            for length, onsets, vowels, codas in zip(lengths.tolist(), *parts, strict=True):
-                pieces = zip(onsets[:length], vowels[:length], codas[:length], strict=True)
-                word = "".join(o + v + c for o, v, c in pieces)
-                if len(word) > 2 and word not in seen:
-                    seen.add(word)
-                    words.append(word)
-        return words[:n_words]
+    def _user_names(rng, words, n_users, exclude):
+        """``n_users`` distinct handles made of real words: "pizzalover", "green_tea22"."""
+        users, seen = [], set(exclude)
+        while len(users) < n_users:
+            n_draws = 2 * (n_users - len(users))
+            firsts = rng.choice(words, size=n_draws).tolist()
+            seconds = rng.choice(words, size=n_draws).tolist()
+            digits = rng.integers(0, 1000, size=n_draws).tolist()
+            styles = rng.random(n_draws).tolist()
+            for a, b, d, style in zip(firsts, seconds, digits, styles, strict=True):
+                if a == b:
+                    continue
+                if style < 0.4:
+                    name = f"{a}{b}{d}"
+                elif style < 0.7:
+                    name = f"{a}_{b}"
+                else:
+                    name = f"{a}{b}"
+                if name not in seen:
+                    seen.add(name)
+                    users.append(name)
+        return np.array(users[:n_users], dtype=object)
 
 
 @functools.lru_cache(maxsize=1)
@@ -446,9 +412,9 @@ def _language():
 def make_tweet_corpus(n_samples, *, random_state=0, path=None, overwrite=False):
     """Write an offline tweet-like corpus in Sentiment140's CSV layout.
 
-    Each tweet mixes frequent function words, topic words drawn from a
-    Zipf-distributed vocabulary of about 12,000 words (each leaning slightly
-    to one polarity), and a few sentiment-bearing words; some of those come
+    Each tweet mixes frequent function words, everyday words drawn from a
+    Zipf-distributed vocabulary of about 800 real English words (each leaning
+    slightly to one polarity), and a few sentiment-bearing words; some of those come
     from the other polarity (``"miss you"`` in a happy tweet), some negated
     (``"not happy"``), as in real tweets. Tweets also carry mentions, links,
     hashtags, stretched words (``"sooo"``) and capitals, and 6% of them read
@@ -659,7 +625,7 @@ def _sentiment_tokens(rng, sign, n_tokens):
     kind = rng.random(n_tokens)
     negated = kind < _NEGATED
     misleading = (kind >= _NEGATED) & (kind < _NEGATED + _MISLEADING)
-    negations = rng.choice(_NEGATIONS, size=int(negated.sum())).astype(object)
+    negations = rng.choice(_words.NEGATIONS, size=int(negated.sum())).astype(object)
     tokens[negated] = negations + " " + other[rng.integers(0, len(other), size=negated.sum())]
     tokens[misleading] = other[rng.integers(0, len(other), size=misleading.sum())]
     return tokens

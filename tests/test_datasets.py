@@ -320,3 +320,33 @@ def test_corpus_path_under_a_file_or_a_folder_is_refused(tmp_path):
         get_data_home(a_file)
     assert a_file.read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_corpus_words_are_real_english_words(tmp_path):
+    from course_lib import _tweet_words
+
+    known = {
+        word.lower()
+        for words in (
+            _tweet_words.FUNCTION_WORDS,
+            _tweet_words.EVERYDAY_WORDS,
+            _tweet_words.POSITIVE_WORDS,
+            _tweet_words.NEGATIVE_WORDS,
+            _tweet_words.NEGATIONS,
+        )
+        for word in words
+    }
+    texts, _ = read_tweets(make_tweet_corpus(500, path=tmp_path / "tweets.csv"))
+    words = []
+    for text in texts:
+        text = re.sub(r"@\w+|#\w+|http://\S+", " ", text.lower())
+        words += re.findall(r"[a-z']+", text)
+    assert len(words) > 3000
+
+    def is_known(word):  # "sooo": a known word, its last letter stretched
+        return word in known or any(
+            word[:i] in known and set(word[i:]) == {word[i - 1]} for i in range(1, len(word))
+        )
+
+    unknown = sorted({word for word in words if not is_known(word)})
+    assert unknown == []
