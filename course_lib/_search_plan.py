@@ -401,9 +401,10 @@ class _Journal:
         except ValueError:
             found = None
         if not isinstance(found, dict) or found.get("format") != JOURNAL_FORMAT:
+            start = line[:80].decode("utf-8", "replace")
             raise ValueError(
                 f"journal {str(self.path)!r} is not a search journal (its first line is "
-                f"{line[:80]!r}): it was left unchanged. Give a new path, or an empty file."
+                f"{start!r}): it was left unchanged. Give a new path, or an empty file."
             )
         if found.get("fingerprint") != header["fingerprint"]:
             raise ValueError(
