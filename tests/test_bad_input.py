@@ -19,7 +19,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import Perceptron
 from sklearn.svm import SVC
 
-from course_lib import averaging, datasets, memory, search, splits, text
+from course_lib import averaging, cluster, datasets, memory, search, splits, text
 
 
 @dataclass
@@ -95,6 +95,31 @@ def _fitted_and_unfitted():
 
 
 CASES = [
+    # cluster (no process may start)
+    Case(
+        "cluster.local_cluster(0)",
+        lambda w: cluster.local_cluster(0),
+        ValueError,
+        lambda w: "n_engines == 0",
+    ),
+    Case(
+        "cluster.local_cluster('2')",
+        lambda w: cluster.local_cluster("2"),
+        TypeError,
+        lambda w: "'2'",
+    ),
+    Case(
+        "cluster.local_cluster(2, timeout=-1)",
+        lambda w: cluster.local_cluster(2, timeout=-1),
+        ValueError,
+        lambda w: "-1",
+    ),
+    Case(
+        "cluster.add_engines(client, 0)",
+        lambda w: cluster.add_engines(w.client, 0),
+        ValueError,
+        lambda w: "n_engines == 0",
+    ),
     # memory
     Case(
         "memory.process_memory(pid=-3)",
