@@ -250,10 +250,12 @@ def _short_reason(exc):
 
 
 def _check_url(url):
+    name = "url"
     if url is None:
+        name = f"the {SENTIMENT140_URL_ENV} environment variable"
         url = os.environ.get(SENTIMENT140_URL_ENV) or SENTIMENT140_URL
     if not isinstance(url, str) or not url.startswith(("http://", "https://", "ftp://")):
-        raise ValueError(f"url must be an http(s) or ftp URL, but got {url!r}.")
+        raise ValueError(f"{name} must be an http(s) or ftp URL, but got {url!r}.")
     return url
 
 

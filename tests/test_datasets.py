@@ -196,6 +196,13 @@ def test_fetch_validates_arguments(tmp_path, kwargs, error, match):
         fetch_sentiment140(tmp_path, **kwargs)
 
 
+def test_a_bad_mirror_in_the_environment_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_SENTIMENT140_URL", "mirror.example/archive.zip")
+    with pytest.raises(ValueError, match="COURSE_SENTIMENT140_URL.*'mirror.example/archive.zip'"):
+        fetch_sentiment140(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_data_home_rejects_a_non_path():
     with pytest.raises(TypeError, match="42"):
         get_data_home(42)
