@@ -49,10 +49,15 @@ def snapshot(*folders):
 
 
 def assert_unchanged(before, folders, timeout=10.0):
-    """The files are as they were; child processes too (new ones get time to exit)."""
+    """The files are as they were, and no child process was started.
+
+    A new process gets ``timeout`` seconds to exit before the check fails.
+    Processes that ended meanwhile are not counted: another test's engines
+    may still be on their way out.
+    """
     files, children = before
     assert files_under(*folders) == files, "files changed"
     deadline = time.monotonic() + timeout
-    while (now := child_processes()) != children and time.monotonic() < deadline:
-        time.sleep(0.1)  # a process that a refused call started would linger: wait, then fail
-    assert now == children, f"child processes changed: {children} -> {now}"
+    while (new := child_processes() - children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not new, f"new child processes: {sorted(new)}"
