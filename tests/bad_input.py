@@ -56,7 +56,9 @@ def assert_unchanged(before, folders, timeout=10.0):
     may still be on their way out.
     """
     files, children = before
-    assert files_under(*folders) == files, "files changed"
+    now = files_under(*folders)
+    changed = sorted(str(path) for path in set(now) | set(files) if now.get(path) != files.get(path))
+    assert not changed, f"files created, changed or removed: {changed}"
     deadline = time.monotonic() + timeout
     while (new := child_processes() - children) and time.monotonic() < deadline:
         time.sleep(0.1)
