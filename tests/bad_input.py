@@ -57,7 +57,8 @@ def assert_unchanged(before, folders, timeout=10.0):
     """
     files, children = before
     now = files_under(*folders)
-    changed = sorted(str(path) for path in set(now) | set(files) if now.get(path) != files.get(path))
+    paths = set(now) | set(files)
+    changed = sorted(str(path) for path in paths if now.get(path) != files.get(path))
     assert not changed, f"files created, changed or removed: {changed}"
     deadline = time.monotonic() + timeout
     while (new := child_processes() - children) and time.monotonic() < deadline:
