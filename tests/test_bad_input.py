@@ -7,6 +7,8 @@ and the tasks the shared cluster has seen (none may be submitted).
 """
 
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -496,3 +498,90 @@ def test_the_data_loss_case_of_the_issue_keeps_the_file(world):
         _search(world, journal=world.results)
     assert "left unchanged" in str(info.value)
     assert world.results.read_bytes() == content
+
+
+# --------------------------------------------------------------------------
+# The grading command line: a --root that is not a course creates nothing
+# --------------------------------------------------------------------------
+
+
+def _not_a_course(tmp):
+    """A folder that holds a student release but no solutions/: a typo in --root."""
+    release = tmp / "typo" / "lessons" / "01_intro"
+    release.mkdir(parents=True)
+    (release / "01_intro.ipynb").write_text('{"cells": []}')
+    (tmp / "subs" / "alice" / "01_intro").mkdir(parents=True)
+    return tmp / "typo"
+
+
+def _course_with_a_stale_release(tmp):
+    """A course whose lessons/ holds a lesson that solutions/ no longer has."""
+    root = tmp / "course"
+    (root / "solutions" / "01_intro").mkdir(parents=True)
+    (root / "solutions" / "01_intro" / "01_intro.ipynb").write_text('{"cells": []}')
+    (root / "nbgrader_config.py").write_text("c = get_config()  # noqa: F821\n")
+    (root / "lessons" / "02_gone").mkdir(parents=True)
+    (root / "lessons" / "02_gone" / "02_gone.ipynb").write_text('{"cells": []}')
+    return root
+
+
+CLI_CASES = [
+    ("release --root <no solutions/>", _not_a_course, ["release"], "typo"),
+    ("check-release --root <no solutions/>", _not_a_course, ["check-release"], "typo"),
+    ("verify-exercises --root <no solutions/>", _not_a_course, ["verify-exercises"], "typo"),
+    ("grade --root <no solutions/>", _not_a_course, ["grade", "subs"], "typo"),
+    (
+        "grade --root <missing folder>",
+        lambda tmp: _not_a_course(tmp).parent / "nowhere",
+        ["grade", "subs"],
+        "nowhere",
+    ),
+    (
+        "release with a lesson whose solutions/ is gone",
+        _course_with_a_stale_release,
+        ["release"],
+        "02_gone",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "make_root, command, names", [case[1:] for case in CLI_CASES], ids=[c[0] for c in CLI_CASES]
+)
+def test_grading_command_line_refuses_and_creates_nothing(tmp_path, make_root, command, names):
+    root = make_root(tmp_path)
+    before = snapshot(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "course_lib.grading", "--root", str(root), *command],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert names in done.stderr, done.stderr
+    assert_unchanged(before, [tmp_path])
+
+
+def test_a_submission_that_is_a_file_gets_a_clear_note(tmp_path):
+    from course_lib.grading.autograde import grade_one
+    from course_lib.grading.layout import PreparedLesson
+    from course_lib.grading.runner import Workspace
+
+    submitted = tmp_path / "alice" / "01_intro"
+    submitted.parent.mkdir()
+    submitted.write_text("my answers, in a file of the lesson's name")
+    lesson = PreparedLesson("01_intro", tmp_path / "solutions", tmp_path / "release", [])
+    workspace = Workspace(sandbox=False)
+    try:
+        outcome, _ = grade_one(
+            workspace, lesson, "alice", submitted, None, timeout=60, task_timeout=60
+        )
+    finally:
+        workspace.cleanup()
+    assert outcome.status == "missing"
+    assert outcome.notes == [
+        "alice/01_intro is a file, not a folder: submit the lesson's folder, with its "
+        "notebook inside (alice/01_intro/*.ipynb)"
+    ]
+    assert submitted.read_text() == "my answers, in a file of the lesson's name"
