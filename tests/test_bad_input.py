@@ -19,6 +19,7 @@ import pytest
 from bad_input import assert_unchanged, snapshot
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import Perceptron
+from sklearn.model_selection import GroupKFold
 from sklearn.svm import SVC
 
 from course_lib import averaging, cluster, datasets, memory, search, splits, text
@@ -172,6 +173,12 @@ CASES = [
         lambda w: splits.persist_cv_splits(w.X, w.y, 1, w.root / "s"),
         ValueError,
         lambda w: "cv == 1",
+    ),
+    Case(
+        "splits.persist(GroupKFold without groups)",
+        lambda w: splits.persist_cv_splits(w.X, w.y, GroupKFold(3), w.root / "s"),
+        ValueError,
+        lambda w: "GroupKFold(n_splits=3",
     ),
     Case(
         "splits.persist(y too short)",
