@@ -11,7 +11,9 @@ the answer nor why before the student has found it. A quiz cell is short::
 :func:`check` prints one line at once: "Correct!" and the explanation,
 "Not quite" and the hint, or what to replace. The graded twin of the cell
 asserts :func:`is_correct` on the same answer, with the key written in the test
-itself.
+itself, through a fresh copy of this file (``runpy.run_path``): a student cell
+that replaces ``quiz.is_correct`` cannot change the grade. So this module
+imports the standard library only, and keeps no state.
 
 Answers are normalised before hashing, so that every fair form of an answer
 matches: ``"AdaBoost "`` and ``"adaboost"``; ``60``, ``numpy.int64(60)`` and
@@ -331,9 +333,10 @@ def _verdict(answer, keys, hint, explanation):
     try:
         normalize(answer)
     except TypeError:
+        kind = "function" if callable(answer) else type(answer).__name__
         return (
             f"Not quite: write your answer as a string, a number or a list/set of them, "
-            f"not a {type(answer).__name__}."
+            f"not a {kind}."
         )
     if _matches(answer, keys):
         why = ""

@@ -137,7 +137,7 @@ def test_check_prints_one_line_and_returns_nothing(capsys):
         assert capsys.readouterr().out == f"{REPLACE}\n"
     check(print, k)
     out = capsys.readouterr().out
-    assert out.count("\n") == 1 and "Not quite" in out and "builtin_function_or_method" in out
+    assert out.count("\n") == 1 and "Not quite" in out and "not a function" in out
 
 
 def test_two_checks_in_one_cell_both_show(capsys):
