@@ -106,6 +106,11 @@ def grade_one(
     outcome = Outcome(student, lesson.lesson, sandboxed=workspace.sandbox)
     if folder is None or not folder.is_dir():
         outcome.status = "missing"
+        if folder is not None and folder.exists():
+            outcome.notes.append(
+                f"{student}/{lesson.lesson} is a file, not a folder: submit the lesson's "
+                f"folder, with its notebook inside ({student}/{lesson.lesson}/*.ipynb)"
+            )
         return outcome, None
     started = time.time()
     staged = make_course_root(workspace, "task", {lesson.lesson: lesson.source}, timeout=timeout)
@@ -433,7 +438,7 @@ def grade(
                 workspace,
                 prepared[lesson],
                 student,
-                folder / lesson if (folder / lesson).is_dir() else None,
+                folder / lesson if (folder / lesson).exists() else None,
                 template_db,
                 timeout=timeout,
                 task_timeout=task_timeout,
