@@ -407,6 +407,7 @@ def grade(
     check_sandbox(sandbox)
     workspace = Workspace(sandbox=sandbox)
     problems, outcomes = [], []
+    prepare_seconds = 0.0
     say = print if verbose else (lambda *a, **k: None)
     try:
         if not selected:
@@ -430,6 +431,7 @@ def grade(
             master.result()
         prepared = prepare_lessons(course_root, selected, template_root)
         template_db = workspace.path / "template.db"
+        prepare_seconds = time.time() - started
 
         def task(student, folder, lesson):
             return lambda: grade_one(
@@ -489,6 +491,7 @@ def grade(
             problems.append(f"processes could not be stopped: {survivors}")
         workspace.cleanup()
     report = GradeReport(outcomes, problems, csv_path, workspace.run_id, time.time() - started)
+    report.prepare_seconds = prepare_seconds
     if verbose and outcomes:
         print()
         print(report.table())
