@@ -22,7 +22,7 @@ from sklearn.linear_model import Perceptron
 from sklearn.model_selection import GroupKFold
 from sklearn.svm import SVC
 
-from course_lib import averaging, cluster, datasets, memory, search, splits, text
+from course_lib import averaging, cluster, datasets, memory, quiz, search, splits, text
 
 
 @dataclass
@@ -123,6 +123,27 @@ CASES = [
         ValueError,
         lambda w: "n_engines == 0",
     ),
+    # quiz
+    Case(
+        "quiz.seal('q', 60, 42)",
+        lambda w: quiz.seal("q", 60, 42),
+        TypeError,
+        lambda w: "42 (of type int)",
+    ),
+    Case("quiz.key(42, 60)", lambda w: quiz.key(42, 60), TypeError, lambda w: "42"),
+    Case(
+        "quiz.key('bad question!', 1)",
+        lambda w: quiz.key("bad question!", 1),
+        ValueError,
+        lambda w: "'bad question!'",
+    ),
+    Case(
+        "quiz.check(1, 'no-such-quiz')",
+        lambda w: quiz.check(1, "no-such-quiz"),
+        ValueError,
+        lambda w: "'no-such-quiz'",
+    ),
+    Case("quiz.is_correct(1, 42)", lambda w: quiz.is_correct(1, 42), TypeError, lambda w: "42"),
     # memory
     Case(
         "memory.process_memory(pid=-3)",
