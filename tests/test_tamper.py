@@ -131,6 +131,10 @@ ATTACKS = {
         "hits = list(map(lambda a: quiz.is_correct(a, 'k:1'), range(9)))",
         "cell ex searches quiz answers by calling course_lib.quiz.is_correct in a loop",
     ),
+    "the run-time check": (
+        "import course_lib.guard\nget_ipython()._course_guard.seen.clear()",
+        "cell ex reaches into the grading's run-time check",
+    ),
     "quiz keys": (
         "from course_lib import quiz\nguess = quiz.key('l1-copies', 60)",
         "cell ex reads quiz keys with course_lib.quiz.key",
