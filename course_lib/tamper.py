@@ -57,7 +57,6 @@ _SHELL_HOOKS = {
     "displayhook",
     "display_pub",
     "excepthook",
-    "_course_guard",  # the run-time check of course_lib.guard
 }
 # Functions that trace the interpreter or reach into other code's frames.
 _REACH = {
@@ -191,6 +190,7 @@ class _Scanner(ast.NodeVisitor):
     def visit_Import(self, node):
         for alias in node.names:
             self.low_level(alias.name)
+            self.referred(alias.name)
             if alias.asname:
                 self.origins[alias.asname] = alias.name
             else:
@@ -205,6 +205,7 @@ class _Scanner(ast.NodeVisitor):
                 continue
             full = f"{module}.{alias.name}" if module else alias.name
             self.low_level(full)
+            self.referred(full)
             self.origins[alias.asname or alias.name] = full
             if full in _REACH:
                 self.flag(_REACH[full])
@@ -321,6 +322,8 @@ class _Scanner(ast.NodeVisitor):
         if node.attr in _FRAME_ATTRS:
             self.flag(f"reaches into other frames through .{node.attr}")
         owner = self.origin(node.value)
+        if owner == _SHELL and node.attr == "_course_guard":
+            self.referred("course_lib.guard")
         if owner == _SHELL and node.attr in _SHELL_HOOKS and isinstance(node.ctx, ast.Load):
             self.flag(f"uses {_SHELL}'s {node.attr} (an IPython hook)")
         self.referred(self.origin(node))
