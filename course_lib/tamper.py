@@ -142,6 +142,7 @@ class _Scanner(ast.NodeVisitor):
         self.reasons = []
         self.loops = 0
         self.depth = 0  # functions entered
+        self.function = None  # the outermost function being read
         self.made = []  # names of classes whose instances are given out as answers
         self.engine_functions = set()
 
@@ -274,7 +275,7 @@ class _Scanner(ast.NodeVisitor):
         self.generic_visit(node)
         for target in node.targets:
             self.bind(target, node.value)
-        if not self.depth:
+        if not self.depth and any(self.tested(t) for t in node.targets):
             self.given_out(node.value)
 
     def visit_FunctionDef(self, node):
@@ -290,9 +291,11 @@ class _Scanner(ast.NodeVisitor):
             if arg is not None:
                 self.origins.pop(arg.arg, None)
         self.depth += 1
+        outer, self.function = self.function, self.function or node.name
         for statement in node.body:
             self.visit(statement)
         self.depth -= 1
+        self.function = outer
         self.origins.clear()
         self.origins.update(saved)
 
@@ -431,8 +434,14 @@ class _Scanner(ast.NodeVisitor):
         if isinstance(value, ast.Call) and isinstance(value.func, ast.Name):
             self.made.append(value.func.id)
 
+    def tested(self, target):
+        """Whether the tests read ``target`` (a name or a function's name)."""
+        name = target.id if isinstance(target, ast.Name) else target
+        return isinstance(name, str) and (self.state.tested is None or name in self.state.tested)
+
     def visit_Return(self, node):
-        self.given_out(node.value)
+        if self.tested(self.function):
+            self.given_out(node.value)
         self.generic_visit(node)
 
 
@@ -449,9 +458,11 @@ def _engine_only(tree, functions):
 class _State:
     """What earlier cells of a notebook defined: imported names, student classes."""
 
-    def __init__(self):
+    def __init__(self, tested=None):
         self.origins = {}
         self.agreeing = {}
+        # Names the graded test cells read: answers are what they get. None: any name.
+        self.tested = tested
 
 
 def _parse(source):
@@ -467,7 +478,7 @@ def _scan(source, cell, state):
         return []
     # Patches made by functions that only ever run on engines change those
     # engines, not the grading kernel (lesson 7 pretends engines are on other hosts).
-    probe = _State()
+    probe = _State(state.tested)
     probe.origins = dict(state.origins)
     first = _Scanner(probe)
     first.visit(tree)
@@ -555,6 +566,18 @@ def student_cells(nb, release=None):
     return cells
 
 
+def _tested_names(nb, release):
+    """Names read by the graded test cells (of the release when given); None: no tests."""
+    names, graded = set(), False
+    for cell in (release or nb)["cells"]:
+        if cell["cell_type"] == "code" and _meta(cell).get("grade"):
+            graded = True
+            tree = _parse("".join(cell["source"]))
+            if tree is not None:
+                names |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    return names if graded else None
+
+
 def scan_notebook(nb, release=None):
     """Reasons to suspect a submitted notebook of changing the rules of grading.
 
@@ -585,7 +608,7 @@ def scan_notebook(nb, release=None):
         raise TypeError(f"nb must be a notebook with a list of cells, but got {type(nb).__name__}.")
     # Every cell is read in order, the course's too, so that aliases and
     # classes are known; only the student's cells are reported.
-    state = _State()
+    state = _State(_tested_names(nb, release))
     student = dict(student_cells(nb, release))
     reasons = []
     for index, cell in enumerate(nb["cells"], start=1):
