@@ -11,9 +11,9 @@ a record file that the grader reads back with :func:`read_record`: a
 mismatch becomes a reason for a person to look at the submission, and a
 record that stops (the check was removed) or was forged is a reason too.
 
-The extension does nothing unless grading set ``COURSE_GUARD_RECORD`` (the
-record file) and ``COURSE_GUARD_SECRET`` (a file holding the signing secret,
-deleted as soon as it is read) in the kernel's environment.
+The extension does nothing unless grading left a file holding the signing
+secret for it (deleted as soon as it is read): see
+:func:`load_ipython_extension`.
 
 Examples
 --------
@@ -35,7 +35,7 @@ import os
 import sys
 import threading
 
-__all__ = ["Guard", "cell_digest", "load_ipython_extension", "read_record", "sign"]
+__all__ = ["Guard", "cell_digest", "guard_files", "load_ipython_extension", "read_record", "sign"]
 
 RECORD_VARIABLE = "COURSE_GUARD_RECORD"
 SECRET_VARIABLE = "COURSE_GUARD_SECRET"
@@ -235,11 +235,23 @@ class Guard:
             self._close(fd)
 
 
+def guard_files(folder):
+    """``(record, secret file)`` that grading puts in the kernel's runtime ``folder``."""
+    return (os.path.join(folder, "course-guard.jsonl"), os.path.join(folder, "course-guard.secret"))
+
+
 def load_ipython_extension(shell):
-    """Start the guard in a graded kernel (``--InteractiveShellApp.extensions``)."""
+    """Start the guard in a graded kernel (``--InteractiveShellApp.extensions``).
+
+    The record and the secret are named by ``COURSE_GUARD_RECORD`` and
+    ``COURSE_GUARD_SECRET``, else they are :func:`guard_files` of
+    ``JUPYTER_RUNTIME_DIR``; without a secret file the guard does nothing.
+    """
     record = os.environ.pop(RECORD_VARIABLE, None)
     secret_file = os.environ.pop(SECRET_VARIABLE, None)
-    if not record or not secret_file:
+    if not (record and secret_file) and os.environ.get("JUPYTER_RUNTIME_DIR"):
+        record, secret_file = guard_files(os.environ["JUPYTER_RUNTIME_DIR"])
+    if not record or not secret_file or not os.path.isfile(secret_file):
         return
     with open(secret_file, encoding="utf-8") as file:
         secret = file.read().strip()

@@ -133,9 +133,11 @@ def test_a_forged_or_missing_record_is_a_reason(tmp_path):
     ]
 
 
-def test_without_grading_variables_the_extension_does_nothing(monkeypatch):
+def test_without_a_secret_the_extension_does_nothing(tmp_path, monkeypatch):
     from course_lib.guard import load_ipython_extension
 
     monkeypatch.delenv(RECORD_VARIABLE, raising=False)
     monkeypatch.delenv(SECRET_VARIABLE, raising=False)
-    assert load_ipython_extension(object()) is None
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path))
+    assert load_ipython_extension(object()) is None  # no secret file: nothing to do
+    assert list(tmp_path.iterdir()) == []
