@@ -55,6 +55,10 @@ WATCHED = (
     "numpy.testing.assert_array_equal",
     "numpy.testing.assert_equal",
     "math.isclose",
+    # the graded quiz twins run a fresh copy of course_lib.quiz through these
+    "runpy.run_path",
+    "importlib.util.find_spec",
+    "hashlib.sha256",
     *(
         f"builtins.{name}"
         for name in (
