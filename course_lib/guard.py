@@ -263,7 +263,7 @@ def load_ipython_extension(shell):
     shell._course_guard = Guard(shell, record=record, secret=secret)
 
 
-def read_record(path, secret, cells):
+def read_record(path, secret, cells, required=None):
     """Reasons to flag a graded notebook, from the guard's record.
 
     Parameters
@@ -273,8 +273,10 @@ def read_record(path, secret, cells):
     secret : str
         The secret it signed with.
     cells : dict
-        ``{cell label: source}`` of the graded notebook's test cells that
-        ran; each must have a signed line.
+        ``{cell label: source}`` of the cells that ran, to name them.
+    required : iterable of str, optional
+        Labels of the cells that must have a signed line (the graded test
+        cells); default: every cell of ``cells``.
 
     Returns
     -------
@@ -298,7 +300,8 @@ def read_record(path, secret, cells):
             lines = file.read().splitlines()
     except FileNotFoundError:
         lines = []
-    if cells and not lines:
+    required = set(cells) if required is None else set(required)
+    if required and not lines:
         return ["the run-time check left no record: it was removed or never ran"]
     labels = {cell_digest(source): label for label, source in cells.items()}
     reasons, checked, forged = [], set(), False
@@ -318,10 +321,12 @@ def read_record(path, secret, cells):
             forged = True
             continue
         checked.add(entry["cell"])
-        label = labels.get(entry["cell"], "of the student's")
+        label = labels.get(entry["cell"], "(unknown)")
         reasons += [f"before cell {label}, at run time: {p}" for p in entry["problems"]]
     if not forged:
-        missing = [label for digest, label in labels.items() if digest not in checked]
+        missing = [
+            label for digest, label in labels.items() if label in required and digest not in checked
+        ]
         if missing:
             reasons.append(
                 f"the run-time check was removed: cell(s) {', '.join(missing)} ran unchecked"

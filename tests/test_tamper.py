@@ -1,7 +1,16 @@
-"""Static tamper detection: each attack kind is named, ordinary code never is."""
+"""Tamper detection: each attack kind is named, ordinary code never is.
+
+Unit tests read source strings and the lessons' references; the last tests
+grade the fixture students of ``tests/fixtures/tamper_submissions.py``
+through the real pipeline.
+"""
+
+import csv
 
 import nbformat
 import pytest
+from fixtures import tamper_submissions
+from grading_helpers import LESSON, NOTEBOOK, copy_course
 
 from course_lib import grading
 from course_lib.tamper import scan_notebook, scan_source, student_cells
@@ -223,3 +232,68 @@ def test_bad_input_is_refused_with_its_type():
         scan_source(b"x = 1")
     with pytest.raises(TypeError, match="nb must be a notebook"):
         scan_notebook(["x = 1"])
+
+
+# --------------------------------------------------------------------------
+# Through the real pipeline: the fixture students of tests/fixtures/tamper_submissions.py
+# --------------------------------------------------------------------------
+
+ATTACKERS = sorted(s for s in tamper_submissions.ANSWERS if s != "ordinary")
+
+
+@pytest.fixture(scope="module")
+def graded_attacks(tmp_path_factory):
+    """Every fixture student graded by ``grading.grade`` in a copy of the fixture course."""
+    root = tmp_path_factory.mktemp("course")
+    copy_course(root)
+    submissions = tmp_path_factory.mktemp("submissions")
+    release = root / "lessons" / LESSON / NOTEBOOK
+    tamper_submissions.write_submissions(release, submissions)
+    report = grading.grade(submissions, root, jobs=2, verbose=False)
+    assert report.ok, report.problems
+    return root, report
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("student", ATTACKERS)
+def test_each_attack_is_flagged_with_its_reason_and_its_points_withheld(graded_attacks, student):
+    root, report = graded_attacks
+    outcome = report.outcome(student, LESSON)
+    assert outcome.status == "graded", outcome.message
+    expected = tamper_submissions.REASONS[student] + tamper_submissions.RUN_TIME.get(student, [])
+    for reason in expected:
+        assert any(reason in note for note in outcome.notes), (reason, outcome.notes)
+    assert outcome.flagged and outcome.score == 0 < outcome.max_score
+    assert "withheld" in outcome.message
+    with open(root / "grades.csv", newline="") as file:
+        row = next(r for r in csv.DictReader(file) if r["student"] == student)
+    assert float(row["score"]) == 0 and all(reason in row["message"] for reason in expected)
+    assert f"{student}" in report.table() and "flagged" in report.table()
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / '.nbgrader' / 'gradebook.db'}") as gb:
+        submission = gb.find_submission(LESSON, student)
+        assert all(nb.flagged for nb in submission.notebooks)
+        assert submission.needs_manual_grade  # listed by the formgrader
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_ordinary_code_and_a_printed_warning_keep_full_marks(graded_attacks):
+    _, report = graded_attacks
+    outcome = report.outcome("ordinary", LESSON)
+    assert outcome.status == "graded", outcome.message
+    assert not outcome.flagged and outcome.score == outcome.max_score > 0, outcome.message
+    assert outcome.notes == ["test-squares printed warnings on stderr (they cost no points)"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_hidden_test_line_printed_by_the_student_is_removed_from_feedback(graded_attacks):
+    root, report = graded_attacks
+    outcome = report.outcome("obfuscated", LESSON)
+    assert any("feedback held a line of a hidden test" in note for note in outcome.notes)
+    html = (root / "feedback" / "obfuscated" / LESSON / f"{LESSON}.html").read_text()
+    assert tamper_submissions.HIDDEN_LINE_PRINTED not in html
+    assert "a line of a hidden test was removed here" in html
