@@ -293,7 +293,7 @@ def test_ordinary_code_and_a_printed_warning_keep_full_marks(graded_attacks):
 def test_a_hidden_test_line_printed_by_the_student_is_removed_from_feedback(graded_attacks):
     root, report = graded_attacks
     outcome = report.outcome("obfuscated", LESSON)
-    assert any("feedback held a line of a hidden test" in note for note in outcome.notes)
+    assert any("line(s) of a hidden test: removed" in note for note in outcome.notes)
     html = (root / "feedback" / "obfuscated" / LESSON / f"{LESSON}.html").read_text()
     assert tamper_submissions.HIDDEN_LINE_PRINTED not in html
     assert "a line of a hidden test was removed here" in html
