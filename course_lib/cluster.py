@@ -49,6 +49,7 @@ from course_lib._validation import check_int
 __all__ = [
     "LAUNCHERS",
     "CourseCluster",
+    "LauncherUnavailable",
     "LocalCluster",
     "Stopped",
     "add_engines",
@@ -58,6 +59,7 @@ __all__ = [
     "engine_pids",
     "engine_hosts",
     "find_mpiexec",
+    "launcher_available",
     "local_cluster",
     "one_engine_per_host",
     "remove_stale_folders",
@@ -104,7 +106,7 @@ def _check_timeout(timeout):
 
 
 def cluster_processes(cluster):
-    """Every live process a cluster started: controller, engines, nannies.
+    """Every live process a cluster started on this host: controller, engines, mpiexec.
 
     Parameters
     ----------
@@ -120,7 +122,10 @@ def cluster_processes(cluster):
     if cluster.controller is not None:
         launchers.append(cluster.controller)
     for engine_set in cluster.engines.values():
+        # A local or SSH set holds one launcher per engine; an MPI set is one
+        # process (mpiexec) itself; a batch set (Slurm) has no local process.
         launchers.extend(getattr(engine_set, "launchers", {}).values())
+        launchers.append(engine_set)
     processes = {}
     for launcher in launchers:
         pid = getattr(launcher, "pid", -1)
@@ -263,6 +268,14 @@ _FOLDER_PREFIX = "course-ipp-"
 _OWNER_FILE = "owner"
 
 
+class LauncherUnavailable(RuntimeError):
+    """This machine lacks what a launcher needs (``mpiexec``, ``mpi4py``, Slurm).
+
+    Not a mistake in the code that asked for it: a lesson's test raises it
+    when the machine cannot run the exercise, and grading reports it as such.
+    """
+
+
 def _check_config(config):
     """ipyparallel config traits: a Config or ``{"Section": {"trait": value}}``."""
     if config is None:
@@ -285,9 +298,9 @@ def _run_tool(command, timeout=30):
             command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
         )
     except (OSError, subprocess.TimeoutExpired) as error:
-        raise RuntimeError(f"`{' '.join(command)}` failed: {error}") from error
+        raise LauncherUnavailable(f"`{' '.join(command)}` failed: {error}") from error
     if done.returncode != 0:
-        raise RuntimeError(
+        raise LauncherUnavailable(
             f"`{' '.join(command)}` exited with {done.returncode}: {done.stderr.strip()[-500:]}"
         )
     return done.stdout
@@ -339,11 +352,11 @@ def slurm_partition(partition=None):
         If the partition does not exist.
     """
     if shutil.which("sinfo") is None:
-        raise RuntimeError("sinfo is not on PATH: is Slurm installed (slurm-client)?")
+        raise LauncherUnavailable("sinfo is not on PATH: is Slurm installed (slurm-client)?")
     try:
         names = _run_tool(["sinfo", "-h", "-o", "%P"]).split()
-    except RuntimeError as error:
-        raise RuntimeError(
+    except LauncherUnavailable as error:
+        raise LauncherUnavailable(
             f"Slurm is not reachable ({error}). On a cluster, run this on a login node; "
             "with a Slurm of your own, set SLURM_CONF to its slurm.conf."
         ) from error
@@ -389,7 +402,9 @@ def _launcher_settings(engines, n_engines, config):
         return defaults, "127.0.0.1"
     if engines == "ssh":
         if shutil.which("ssh") is None:
-            raise RuntimeError("engines='ssh' needs the `ssh` command: install OpenSSH's client.")
+            raise LauncherUnavailable(
+                "engines='ssh' needs the `ssh` command: install OpenSSH's client."
+            )
         hosts = config.get("SSHEngineSetLauncher", {}).get("engines")
         if not hosts:
             raise ValueError(
@@ -402,14 +417,14 @@ def _launcher_settings(engines, n_engines, config):
         launcher = config.get("MPIEngineSetLauncher", {})
         mpi_cmd = launcher.get("mpi_cmd") or [find_mpiexec() or "mpiexec"]
         if shutil.which(mpi_cmd[0]) is None:
-            raise RuntimeError(
+            raise LauncherUnavailable(
                 f"engines='mpi' needs mpiexec, and {mpi_cmd[0]!r} is not on PATH: install the "
                 "course's `cluster` extra (pip install -e '.[cluster]': MPICH from PyPI), load "
                 "your cluster's MPI (`module load openmpi`), or set "
                 'config={"MPIEngineSetLauncher": {"mpi_cmd": ["/path/to/mpiexec"]}}.'
             )
         if importlib.util.find_spec("mpi4py") is None:
-            raise RuntimeError(
+            raise LauncherUnavailable(
                 "engines='mpi' needs mpi4py on the engines (ipyparallel's --mpi imports it): "
                 "pip install -e '.[cluster]' or pip install mpi4py."
             )
@@ -427,7 +442,7 @@ def _launcher_settings(engines, n_engines, config):
     # slurm
     missing = [tool for tool in ("sbatch", "scancel", "squeue") if shutil.which(tool) is None]
     if missing:
-        raise RuntimeError(
+        raise LauncherUnavailable(
             f"engines='slurm' needs {', '.join(missing)} on PATH: run this on your cluster's "
             "login node, or install Slurm's client (apt-get install slurm-client)."
         )
@@ -442,6 +457,38 @@ def _launcher_settings(engines, n_engines, config):
         )
     defaults.SlurmEngineSetLauncher.timelimit = SLURM_TIMELIMIT
     return defaults, _address_for_engines_on(partition["addresses"])
+
+
+def launcher_available(engines, n_engines=2, config=None):
+    """Whether this machine can start ``n_engines`` engines with ``engines``, and why not.
+
+    Lessons use it to run a launcher for real where the machine has it, and to
+    say plainly that they only show its configuration elsewhere.
+
+    Parameters
+    ----------
+    engines : {"local", "ssh", "mpi", "slurm"}
+    n_engines : int, default=2
+    config : Config or dict, optional
+        ipyparallel settings, as for :func:`course_cluster`.
+
+    Returns
+    -------
+    (bool, str)
+        True and ``""``, or False and the reason with its fix.
+
+    Examples
+    --------
+    >>> launcher_available("local")
+    (True, '')
+    """
+    if engines not in LAUNCHERS:
+        raise ValueError(f"engines == {engines!r}, must be one of {LAUNCHERS}.")
+    try:
+        _launcher_settings(engines, check_int(n_engines, "n_engines"), _check_config(config))
+    except (LauncherUnavailable, ValueError) as error:
+        return False, str(error)
+    return True, ""
 
 
 def _owner_alive(folder):
@@ -785,7 +832,7 @@ def course_cluster(
     TypeError, ValueError
         Bad ``n_engines``, ``engines``, ``config`` or ``timeout``; ``n_engines``
         larger than the Slurm partition can ever give.
-    RuntimeError
+    LauncherUnavailable
         The launcher's tools are missing (``mpiexec``, ``mpi4py``, ``sbatch``)
         or Slurm cannot be reached. All of these are raised before anything
         starts.

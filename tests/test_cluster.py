@@ -14,12 +14,14 @@ import psutil
 import pytest
 
 from course_lib.cluster import (
+    LauncherUnavailable,
     add_engines,
     cluster_processes,
     course_cluster,
     default_n_engines,
     engine_hosts,
     engine_pids,
+    launcher_available,
     local_cluster,
     one_engine_per_host,
 )
@@ -218,7 +220,7 @@ def test_folders_of_dead_owners_are_removed(tmp_path):
         ({"timeout": 0}, ValueError, "timeout == 0"),
         (
             {"engines": "mpi", "config": {"MPIEngineSetLauncher": {"mpi_cmd": ["no-mpiexec"]}}},
-            RuntimeError,
+            LauncherUnavailable,
             "'no-mpiexec' is not on PATH",
         ),
     ],
@@ -232,8 +234,10 @@ def test_bad_launcher_input_is_refused_before_anything_starts(kwargs, error, wor
 
 def test_no_sbatch_on_path_is_refused(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
-    with pytest.raises(RuntimeError, match="sbatch, scancel, squeue on PATH"):
+    with pytest.raises(LauncherUnavailable, match="sbatch, scancel, squeue on PATH"):
         course_cluster(2, engines="slurm")
+    assert launcher_available("slurm")[0] is False
+    assert "sbatch" in launcher_available("slurm")[1]
 
 
 _ORPHAN_SCRIPT = """
