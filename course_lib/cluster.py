@@ -559,7 +559,7 @@ class Stopped:
         jobs = f", Slurm job(s) {', '.join(self.jobs)} cancelled" if self.jobs else ""
         left = f"; still alive: {list(self.left)}" if self.left else ", nothing left running"
         return (
-            f"stopped a {self.engines} cluster of {self.n_engines} engine(s): "
+            f"stopped the {self.engines} cluster of {self.n_engines} engine(s): "
             f"{len(self.pids)} process(es) {list(self.pids)}{jobs}{left}"
         )
 

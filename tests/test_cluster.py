@@ -152,7 +152,7 @@ def test_start_and_stop_across_notebook_cells(assert_all_gone):
     finally:
         stopped = cluster.stop()
     assert sorted(pids) == list(stopped.pids)
-    assert "stopped a local cluster of 1 engine(s)" in str(stopped)
+    assert "stopped the local cluster of 1 engine(s)" in str(stopped)
     assert "nothing left running" in str(stopped)
     assert str(cluster.stop()) == "nothing was running"  # idempotent
     assert_all_gone(pids)
@@ -166,7 +166,7 @@ def test_setup_cell_run_twice_stops_the_first_cluster(assert_all_gone, capsys):
     second = local_cluster(1)
     try:
         second_client = second.start()
-        assert "stopped a local cluster of 1 engine(s)" in capsys.readouterr().out
+        assert "stopped the local cluster of 1 engine(s)" in capsys.readouterr().out
         assert "stopped" in repr(first) and "running" in repr(second)
         assert_all_gone(first_pids)
         assert not set(second_client[:].apply_sync(os.getpid)) & set(first_pids)
