@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 HOW_TO_ENABLE = (
     "needs Slurm and munge: `apt-get install -y --no-install-recommends slurmctld slurmd "
@@ -287,3 +288,40 @@ class ThrowawaySlurm:
 
     def __exit__(self, *exc_info):
         self.stop()
+
+
+# Fixtures: import both into a test module that needs Slurm.
+
+
+@pytest.fixture(scope="module")
+def slurm_daemons(tmp_path_factory):
+    """munged, slurmctld and slurmd on 127.0.0.1 for this module, stopped by PID."""
+    ok, why = find_slurm()
+    if not ok:
+        message = f"Slurm tests skipped: {why}. They {HOW_TO_ENABLE}"
+        if os.environ.get("COURSE_REQUIRE_SLURM") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    slurm = ThrowawaySlurm(tmp_path_factory.mktemp("slurm") / "slurm")
+    slurm.start()
+    try:
+        yield slurm
+    finally:
+        pids = slurm.stop()
+        assert not [pid for pid in pids if psutil.pid_exists(pid) and _alive_pid(pid)]
+
+
+def _alive_pid(pid):
+    try:
+        return _alive(psutil.Process(pid))
+    except psutil.Error:
+        return False
+
+
+@pytest.fixture
+def throwaway_slurm(slurm_daemons, monkeypatch):
+    """The module's Slurm, with SLURM_CONF set for this test only."""
+    for name, value in slurm_daemons.environment().items():
+        monkeypatch.setenv(name, value)
+    yield slurm_daemons
+    assert slurm_daemons.jobs() == [], "a job outlived its test"

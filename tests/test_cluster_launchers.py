@@ -18,7 +18,7 @@ import psutil
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import load_digits
-from slurm import HOW_TO_ENABLE, ThrowawaySlurm, find_slurm
+from slurm import slurm_daemons, throwaway_slurm  # noqa: F401 (fixtures)
 
 from course_lib.cluster import add_engines, course_cluster, engine_pids, find_mpiexec
 from course_lib.search import launch_search
@@ -120,49 +120,20 @@ def test_mpi_engines_have_ranks_run_a_search_and_stop(digits_splits, assert_all_
 # --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def slurm_daemons(tmp_path_factory):
-    """munged, slurmctld and slurmd on 127.0.0.1 for this module, stopped by PID."""
-    ok, why = find_slurm()
-    if not ok:
-        message = f"Slurm tests skipped: {why}. They {HOW_TO_ENABLE}"
-        if os.environ.get("COURSE_REQUIRE_SLURM") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    slurm = ThrowawaySlurm(tmp_path_factory.mktemp("slurm") / "slurm")
-    slurm.start()
-    try:
-        yield slurm
-    finally:
-        pids = slurm.stop()
-        assert not [pid for pid in pids if psutil.pid_exists(pid) and _running(pid)]
-
-
-def _running(pid):
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-@pytest.fixture
-def slurm(slurm_daemons, monkeypatch):
-    """The module's Slurm, with SLURM_CONF set for this test only."""
-    for name, value in slurm_daemons.environment().items():
-        monkeypatch.setenv(name, value)
-    yield slurm_daemons
-    assert slurm_daemons.jobs() == [], "a job outlived its test"
-
-
-def test_more_engines_than_the_partition_has_is_refused(slurm):
+def test_more_engines_than_the_partition_has_is_refused(throwaway_slurm):  # noqa: F811
     with pytest.raises(ValueError, match=r"n_engines == 5, but Slurm partition 'debug' has 4"):
         course_cluster(5, engines="slurm")
     with pytest.raises(ValueError, match="partition 'gpu' does not exist"):
         course_cluster(2, engines="slurm", config={"SlurmEngineSetLauncher": {"queue": "gpu"}})
-    assert slurm.jobs() == []
+    assert throwaway_slurm.jobs() == []
 
 
-def test_search_survives_scancel_of_its_engines(slurm, digits_splits, tmp_path, assert_all_gone):
+def test_search_survives_scancel_of_its_engines(
+    throwaway_slurm,  # noqa: F811
+    digits_splits,
+    tmp_path,
+    assert_all_gone,
+):
     fits = tmp_path / "fits.log"
     journal = tmp_path / "journal.jsonl"
     grid = {"shrink": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]}
@@ -176,7 +147,7 @@ def test_search_survives_scancel_of_its_engines(slurm, digits_splits, tmp_path, 
         # Engines of a Slurm job, registered with a controller on 127.0.0.1.
         (first_set,) = client.cluster.engines.values()
         first_job = first_set.job_id
-        assert slurm.jobs() == [first_job]
+        assert throwaway_slurm.jobs() == [first_job]
         with open(client.cluster.controller.connection_files["client"]) as file:
             assert json.load(file)["interface"] == "tcp://127.0.0.1"
         first_pids = set(engine_pids(client).values())
@@ -194,7 +165,7 @@ def test_search_survives_scancel_of_its_engines(slurm, digits_splits, tmp_path, 
             assert not run.done, run.report()
             time.sleep(0.05)
         # The scheduler takes the nodes back: the engines' job is cancelled mid-search.
-        slurm.run("scancel", first_job)
+        throwaway_slurm.run("scancel", first_job)
         before_cancel = {(r["candidate"], r["split"]) for r in run.results()}
         assert_all_gone(first_pids, timeout=60)
         assert not run.done
@@ -243,5 +214,5 @@ def test_search_survives_scancel_of_its_engines(slurm, digits_splits, tmp_path, 
     finally:
         stopped = cluster.stop()
     assert second_job in stopped.jobs
-    assert slurm.jobs() == []
+    assert throwaway_slurm.jobs() == []
     assert_all_gone(second_pids | controller_family, timeout=30)

@@ -19,9 +19,12 @@ import time
 from pathlib import Path
 
 import ipyparallel
+import nbformat
 import psutil
 import pytest
 from lesson_answers import LessonAnswerTests
+from nbclient import NotebookClient
+from slurm import slurm_daemons, throwaway_slurm  # noqa: F401 (fixtures)
 from sshd import HOW_TO_ENABLE, ThrowawaySSHD, find_sshd
 from traitlets.config import Config
 
@@ -183,6 +186,45 @@ def test_ssh_launcher_engines_run_a_search_and_stop(sshd_server, tmp_path, asser
 
 
 # --------------------------------------------------------------------------
+# The lesson's MPI and Slurm cells, run for real
+# --------------------------------------------------------------------------
+
+#: Setup, the MPI cell, the Slurm cell, and the last cell (which stops the cluster).
+REAL_LAUNCHER_CELLS = ["cell-002", "cell-010b", "cell-010d", "cell-045"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_lesson_starts_mpi_and_slurm_engines_for_real(
+    throwaway_slurm,  # noqa: F811
+    tmp_path,
+    assert_all_gone,
+):
+    nb = nbformat.read(REPO / "solutions" / LESSON / f"{LESSON}.ipynb", as_version=4)
+    nb.cells = [cell for cell in nb.cells if cell.get("id") in REAL_LAUNCHER_CELLS]
+    assert [cell.id for cell in nb.cells] == REAL_LAUNCHER_CELLS
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    text = {
+        cell.id: "".join(out.get("text", "") for out in cell.outputs if "text" in out)
+        for cell in nb.cells
+    }
+    mpi, slurm_text = text["cell-010b"], text["cell-010d"]
+    assert "shown, not run" not in mpi + slurm_text
+    assert "MPI rank 0 of 2" in mpi and "MPI rank 1 of 2" in mpi, mpi
+    assert "child of hydra_pmi_proxy" in mpi, mpi
+    assert "stopped the mpi cluster of 2 engine(s)" in mpi and "nothing left running" in mpi
+    assert "2 engines answering" in slurm_text, slurm_text
+    assert " R " in slurm_text, slurm_text  # squeue lists the job as running
+    assert "Slurm job(s)" in slurm_text and "cancelled, nothing left running" in slurm_text
+    assert throwaway_slurm.jobs() == []
+    left = {p.pid for p in psutil.Process().children(recursive=True)} - before
+    assert_all_gone(left, timeout=30)
+
+
+# --------------------------------------------------------------------------
 # The autograder on other correct answers and on typical wrong ones
 # --------------------------------------------------------------------------
 
@@ -222,6 +264,29 @@ ALTERNATIVE = {
             for engine_id, name in sorted(zip(view.targets, names)):
                 hosts.setdefault(name, []).append(engine_id)
             return hosts
+        """,
+    # ipyparallel's Cluster itself, rows as lists, numpy integers
+    "ex-mpi": """
+        def mpi_report(n_engines=2):
+            from traitlets.config import Config
+
+            from course_lib.cluster import find_mpiexec
+
+            def ask():
+                import socket
+
+                import numpy
+                from mpi4py import MPI
+
+                world = MPI.COMM_WORLD
+                return [numpy.int64(world.rank), numpy.int64(world.size), socket.gethostname()]
+
+            config = Config()
+            config.MPIEngineSetLauncher.mpi_cmd = [find_mpiexec()]
+            with ipp.Cluster(engines="mpi", n=n_engines, controller_ip="127.0.0.1",
+                             log_level=40, config=config) as rc:
+                rows = rc[:].apply_sync(ask)
+            return sorted(rows, key=lambda row: row[0])
         """,
     # its own loop of apply_async, engine ids from the task metadata
     "ex-grow": """
@@ -264,6 +329,22 @@ WRONG = {
         """,
         "Ask each engine for socket.gethostname()",
     ),
+    # started, asked, but never stopped
+    "ex-mpi": (
+        """
+        def mpi_report(n_engines=2):
+            def ask():
+                import socket
+
+                from mpi4py import MPI
+
+                return MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size(), socket.gethostname()
+
+            mpi_client = course_cluster(n_engines, engines="mpi").start()
+            return sorted(mpi_client[:].apply_sync(ask))
+        """,
+        "stop the engines and the controller before returning",
+    ),
     # the engine joins once the search is over
     "ex-grow": (
         """
@@ -288,9 +369,28 @@ TEST_OF = {
     "quiz-expose": "test-quiz-expose",
     "quiz-copies": "test-quiz-copies",
     "quiz-retries": "test-quiz-retries",
+    "ex-mpi": "test-mpi",
     "ex-connection": "test-connection",
     "ex-hosts": "test-hosts",
     "ex-grow": "test-grow",
+}
+
+
+# Wrong in exercise 2 (the secret removed from the lesson's own connection file, in place),
+# right everywhere else: the exercises after it must not pay for that mistake.
+REWRITES_THE_FILE = {
+    "ex-connection": """
+        def shareable_connection(path):
+            with open(path) as file:
+                info = json.load(file)
+            info["key"] = "<redacted>"
+            with open(path, "w") as file:
+                json.dump(info, file)
+            return info
+
+
+        shareable_connection(client_file)  # the lesson's own file loses its key
+        """,
 }
 
 
@@ -300,3 +400,15 @@ class TestLesson07Answers(LessonAnswerTests):
     ALTERNATIVE = ALTERNATIVE
     WRONG = WRONG
     TEST_OF = TEST_OF
+    EXTRA_STUDENTS = {"rewrites-the-file": REWRITES_THE_FILE}
+
+    @pytest.mark.slow
+    def test_a_mistake_in_one_exercise_costs_only_that_exercise(self, graded):
+        outcome = graded.outcome("rewrites-the-file", self.LESSON)
+        assert outcome.status == "graded", outcome.message
+        assert outcome.cells["test-connection"][0] == 0
+        assert "changed the file" in self.error_text(outcome.autograded, "test-connection")
+        others = {gid: s for gid, s in outcome.cells.items() if gid != "test-connection"}
+        assert all(score == maximum for score, maximum in others.values()), others
+        assert others["test-grow"][1] > 0
+        assert not outcome.leftovers
