@@ -386,10 +386,34 @@ def _host_of(target):
 
 
 def _address_for_engines_on(hosts):
-    """127.0.0.1 when every engine host is this one, else this host's own address."""
-    if set(hosts) <= _this_host():
+    """127.0.0.1 when every engine host is this one, else this host's address towards them.
+
+    That is the address of the interface that routes to the first other host
+    (a UDP ``connect`` sends nothing), not ``gethostbyname(gethostname())``,
+    which is 127.0.1.1 on many Linux systems.
+    """
+    others = [host for host in hosts if host not in _this_host()]
+    if not others:
         return "127.0.0.1"
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((others[0], 9))
+        return probe.getsockname()[0]
     return socket.gethostbyname(socket.gethostname())
+
+
+def _mpi_hosts(mpi_args):
+    """Hosts named by mpiexec's ``-hosts a,b`` or host file; empty when there is none."""
+    hosts = []
+    for flag, value in zip(mpi_args, mpi_args[1:], strict=False):
+        if flag in ("-host", "-hosts", "--host"):
+            hosts.extend(name.split(":")[0] for name in value.split(","))
+        elif flag in ("-f", "-hostfile", "--hostfile", "-machinefile", "--machinefile"):
+            with contextlib.suppress(OSError):
+                for line in Path(value).read_text().splitlines():
+                    words = line.split("#")[0].split()
+                    if words:
+                        hosts.append(words[0].split(":")[0])
+    return hosts
 
 
 def _launcher_settings(engines, n_engines, config):
@@ -437,8 +461,8 @@ def _launcher_settings(engines, n_engines, config):
             if n_engines > default_n_engines() and "--oversubscribe" not in mpi_args:
                 mpi_args.append("--oversubscribe")
         defaults.MPIEngineSetLauncher.mpi_args = mpi_args
-        remote = any(arg in mpi_args for arg in ("-f", "-hostfile", "--hostfile", "-hosts"))
-        return defaults, (socket.gethostbyname(socket.gethostname()) if remote else "127.0.0.1")
+        hosts = _mpi_hosts(mpi_args)
+        return defaults, _address_for_engines_on(hosts)
     # slurm
     missing = [tool for tool in ("sbatch", "scancel", "squeue") if shutil.which(tool) is None]
     if missing:
