@@ -42,6 +42,7 @@ from pathlib import Path
 import ipyparallel
 import joblib
 import psutil
+from ipyparallel.cluster.launcher import SSHLauncher
 from traitlets.config import Config
 
 from course_lib._validation import check_int
@@ -122,12 +123,14 @@ def cluster_processes(cluster):
     if cluster.controller is not None:
         launchers.append(cluster.controller)
     for engine_set in cluster.engines.values():
-        # A local or SSH set holds one launcher per engine; an MPI set is one
-        # process (mpiexec) itself; a batch set (Slurm) has no local process.
+        # A local set holds one launcher per engine; an MPI set is one process
+        # (mpiexec) itself; SSH and batch (Slurm) sets have no local process.
         launchers.extend(getattr(engine_set, "launchers", {}).values())
         launchers.append(engine_set)
     processes = {}
     for launcher in launchers:
+        if isinstance(launcher, SSHLauncher):
+            continue  # its pid is the engine's on the remote host, not one of ours
         pid = getattr(launcher, "pid", -1)
         if pid is None or pid <= 0:
             continue

@@ -1,9 +1,11 @@
-"""Lesson 7 (scaling out): a real SSH launcher, and the autograder on other answers.
+"""Lesson 7 (scaling out): real SSH, MPI and Slurm launchers, and the autograder on other answers.
 
-The lesson itself runs on a local cluster (Binder has no second host). Here
-the launcher it teaches runs for real: a throw-away sshd on 127.0.0.1 lets
-ipyparallel's SSH launcher start two engines "on another host", which run a
-search with ``course_lib.search`` and are stopped through the launcher.
+The lesson's own cluster is local (Binder has no second host). Here the
+launchers it teaches run for real: a throw-away sshd on 127.0.0.1 lets
+``course_cluster(engines="ssh")`` start two engines "on another host", which
+run a search with ``course_lib.search`` and are stopped through the launcher;
+and the lesson's MPI and Slurm cells run against ``mpiexec`` and a throw-away
+Slurm (``tests/slurm.py``).
 
 The second part grades other correct answers and typical wrong answers of
 every exercise and quiz of the lesson with the course's grading pipeline.
@@ -11,14 +13,11 @@ every exercise and quiz of the lesson with the course's grading pipeline.
 
 import contextlib
 import json
-import logging
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
-import ipyparallel
 import nbformat
 import psutil
 import pytest
@@ -28,7 +27,7 @@ from slurm import slurm_daemons, throwaway_slurm  # noqa: F401 (fixtures)
 from sshd import HOW_TO_ENABLE, ThrowawaySSHD, find_sshd
 from traitlets.config import Config
 
-from course_lib.cluster import HEARTBEAT_MS, engine_pids
+from course_lib.cluster import course_cluster, engine_pids
 from course_lib.search import evaluate, launch_search
 from course_lib.splits import persist_cv_splits
 
@@ -73,30 +72,23 @@ def _kill(pids):
                 psutil.Process(pid).kill()
 
 
-def _ssh_cluster(server, local_profile, remote_dir):
-    """An ipyparallel.Cluster whose 2 engines start through ssh to ``server``."""
+def _ssh_cluster(server, remote_dir):
+    """course_lib's cluster whose 2 engines start through ssh to ``server``.
+
+    The launcher's settings are ipyparallel's own traits; course_lib adds the
+    controller on 127.0.0.1, the environment's python as ``remote_python`` (a
+    command run through ssh gets a bare PATH), and engines without a nanny (so
+    the PID the launcher gets back is the engine's own).
+    """
     config = Config()
     launcher = config.SSHEngineSetLauncher
     launcher.engines = {f"{server.user}@127.0.0.1": 2}
     launcher.ssh_args = ["-p", str(server.port), *server.options]
     launcher.scp_args = ["-P", str(server.port), *server.options]  # scp spells it -P
-    # A command run through ssh gets a bare PATH: name the environment's python.
-    launcher.remote_python = sys.executable
     launcher.remote_profile_dir = str(remote_dir / "profile")
     # Engines write nothing to ~/.ipython; BLAS does not oversubscribe.
     launcher.environment = {"IPYTHONDIR": str(remote_dir / "ipython"), "OMP_NUM_THREADS": "1"}
-    # No nanny: the PID the launcher gets back is the engine's own.
-    config.EngineLauncher.engine_args = ["--IPEngine.enable_nanny=False"]
-    return ipyparallel.Cluster(
-        engines="ssh",
-        n=2,
-        controller_ip="127.0.0.1",
-        profile_dir=str(local_profile),
-        controller_args=[f"--HeartMonitor.period={HEARTBEAT_MS}", "--usethreads"],
-        log_level=logging.ERROR,
-        engine_timeout=120,
-        config=config,
-    )
+    return course_cluster(2, engines="ssh", config=config, timeout=120)
 
 
 @pytest.mark.slow
@@ -104,25 +96,21 @@ def test_ssh_launcher_engines_run_a_search_and_stop(sshd_server, tmp_path, asser
     from sklearn.datasets import load_digits
     from sklearn.svm import SVC
 
-    local_profile = tmp_path / "local-profile"
-    local_profile.mkdir()
     remote_dir = tmp_path / "remote-host"
-    cluster = _ssh_cluster(sshd_server, local_profile, remote_dir)
+    cluster = _ssh_cluster(sshd_server, remote_dir)
     client, pids, controller_pids = None, {}, set()
     ssh_clients_before = {p.pid for p in psutil.Process().children(recursive=True)}
     timings = {"sshd start to first ssh": sshd_server.startup_seconds}
     try:
         started = time.monotonic()
-        cluster.start_cluster_sync()
-        controller = psutil.Process(cluster.controller.pid)
-        controller_pids = {controller.pid, *(c.pid for c in controller.children(recursive=True))}
-        client = cluster.connect_client_sync()
-        client.wait_for_engines(2, timeout=120)
+        client = cluster.start()
         timings["start to 2 engines registered"] = time.monotonic() - started
+        controller = psutil.Process(client.cluster.controller.pid)
+        controller_pids = {controller.pid, *(c.pid for c in controller.children(recursive=True))}
 
         # They came through ssh: detached from us, with sshd's variables.
         pids = engine_pids(client)
-        (engine_set,) = cluster.engines.values()
+        (engine_set,) = client.cluster.engines.values()
         assert {launcher.pid for launcher in engine_set.launchers.values()} == set(pids.values())
         ours = {p.pid for p in psutil.Process().children(recursive=True)}
         for pid in pids.values():
@@ -133,7 +121,7 @@ def test_ssh_launcher_engines_run_a_search_and_stop(sshd_server, tmp_path, asser
         # The launcher copied the connection file (and its key) to the "remote" profile.
         copies = list((remote_dir / "profile" / "security").glob("*-engine.json"))
         assert copies, "no connection file in the remote profile: scp failed"
-        local = next((local_profile / "security").glob("*-engine.json"))
+        local = next((Path(client.cluster.profile_dir) / "security").glob("*-engine.json"))
         assert json.loads(copies[0].read_text())["key"] == json.loads(local.read_text())["key"]
 
         # A search of course_lib runs on them.
@@ -155,14 +143,12 @@ def test_ssh_launcher_engines_run_a_search_and_stop(sshd_server, tmp_path, asser
 
         # Stopped through the launcher: ssh kills them on the "remote" host.
         started = time.monotonic()
-        cluster.stop_engines_sync()
+        stopped = cluster.stop()
+        assert "stopped the ssh cluster of 2 engine(s)" in str(stopped)
         assert_all_gone(pids.values(), timeout=30)
         timings["stop engines through ssh"] = time.monotonic() - started
     finally:
-        if client is not None:
-            client.close()
-        with contextlib.suppress(Exception):
-            cluster.stop_cluster_sync()
+        cluster.stop()
         _kill(pids.values())
         _kill(controller_pids)
         # The connection file on the remote host holds the controller's key.
