@@ -25,6 +25,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from course_lib import _processes
+
 HOW_TO_ENABLE = (
     "needs Slurm and munge: `apt-get install -y --no-install-recommends slurmctld slurmd "
     "slurm-client munge` (as root; .ci/run does this before `make test`), then run the tests "
@@ -64,13 +66,6 @@ def _free_port():
 
 def _binary(name):
     return shutil.which(name) or f"/usr/sbin/{name}"
-
-
-def _alive(proc):
-    try:
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 class ThrowawaySlurm:
@@ -247,14 +242,9 @@ class ThrowawaySlurm:
                 roots.append(proc.pid)
         found = {}
         for pid in roots:
-            try:
-                root = psutil.Process(pid)
-                family = [root, *root.children(recursive=True)]
-            except psutil.Error:
-                continue
-            for proc in family:
+            for proc in _processes.process_tree(pid):
                 found[proc.pid] = proc
-        return [proc for proc in found.values() if _alive(proc)]
+        return list(found.values())
 
     def stop(self, grace=10.0):
         """Cancel every job, stop the daemons by PID (SIGKILL what stays); remove the folder.
@@ -268,15 +258,7 @@ class ThrowawaySlurm:
                 while self.jobs() and time.monotonic() < deadline:
                     time.sleep(0.2)
         family = self.processes()
-        for proc in family:
-            with contextlib.suppress(psutil.Error):
-                proc.terminate()
-        _, alive = psutil.wait_procs(family, timeout=grace)
-        for proc in alive:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-        _, alive = psutil.wait_procs(alive, timeout=grace)
-        still = [p.pid for p in alive if _alive(p)]
+        still = [p.pid for p in _processes.stop(family, grace)]
         if still:
             raise RuntimeError(f"Slurm processes survived SIGKILL: {still}")
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -307,15 +289,7 @@ def slurm_daemons(tmp_path_factory):
     try:
         yield slurm
     finally:
-        pids = slurm.stop()
-        assert not [pid for pid in pids if psutil.pid_exists(pid) and _alive_pid(pid)]
-
-
-def _alive_pid(pid):
-    try:
-        return _alive(psutil.Process(pid))
-    except psutil.Error:
-        return False
+        slurm.stop()  # raises if a process survives
 
 
 @pytest.fixture

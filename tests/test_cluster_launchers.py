@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import load_digits
 from slurm import slurm_daemons, throwaway_slurm  # noqa: F401 (fixtures)
 
+from course_lib import _processes
 from course_lib.cluster import add_engines, course_cluster, engine_pids, find_mpiexec
 from course_lib.search import launch_search
 from course_lib.splits import persist_cv_splits
@@ -61,11 +62,7 @@ def _mpi_rank_size():
 
 
 def _family(pid):
-    try:
-        root = psutil.Process(pid)
-        return {root.pid, *(c.pid for c in root.children(recursive=True))}
-    except psutil.Error:
-        return set()
+    return {proc.pid for proc in _processes.process_tree(pid)}
 
 
 def _ancestors(pid):
