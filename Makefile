@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@rm -f $(VENV)/.installed-*
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[course,test]"
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[course,cluster,test]"
 	@touch $@
 
 lab: $(STAMP)

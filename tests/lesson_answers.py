@@ -32,9 +32,13 @@ class LessonAnswerTests:
         ``{answer grade_id: (source, words of the expected message)}``.
     TEST_OF : dict
         ``{answer grade_id: grade_id of the test cell that grades it}``.
+    EXTRA_STUDENTS : dict, optional
+        ``{student: {answer grade_id: source}}``: more submissions graded in
+        the same run, for a lesson's own tests (the reference elsewhere).
     """
 
     LESSON = ALTERNATIVE = WRONG = TEST_OF = None
+    EXTRA_STUDENTS = {}
 
     def __init_subclass__(cls, **kwargs):
         """Refuse a wrong answer without the words of its message.
@@ -90,6 +94,7 @@ class LessonAnswerTests:
         students = {
             "alternative": cls.ALTERNATIVE,
             "wrong": {gid: source for gid, (source, _) in cls.WRONG.items()},
+            **cls.EXTRA_STUDENTS,
         }
         for student, answers in students.items():
             folder = submissions / student / cls.LESSON
