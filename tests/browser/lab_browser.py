@@ -44,14 +44,9 @@ LAB_START_TIMEOUT = 120
 #: Grace period of every process after SIGTERM, before SIGKILL.
 STOP_GRACE = 20
 
-# JupyterLab's pop-up asking whether it may fetch news, turned off: a settings
-# override, as binder/postBuild writes one for students.
-LAB_OVERRIDES = {
-    "@jupyterlab/apputils-extension:notification": {
-        "checkForUpdates": False,
-        "fetchNews": "false",
-    }
-}
+# xterm.js draws terminals on a canvas; in screen-reader mode it also keeps their rows
+# as text in the page, where a test can read them. A user setting of the test's HOME.
+TERMINAL_USER_SETTINGS = {"screenReaderMode": True}
 
 #: Artifacts written during this run, listed again at its end (see conftest.py).
 ARTIFACTS_WRITTEN = []
@@ -111,9 +106,11 @@ def kill_survivors(processes, grace=STOP_GRACE):
 
 
 class Lab:
-    """A JupyterLab server started with ``python -m course_lib.lab`` in ``root``."""
+    """A JupyterLab server started with ``python -m course_lib.lab`` in ``root``:
+    ``make lab`` (a student's), or ``make instructor`` with ``instructor=True``."""
 
-    def __init__(self, root, home, token):
+    def __init__(self, root, home, token, instructor=False):
+        self.instructor = instructor
         self.root = root
         self.home = home
         self.token = token
@@ -150,8 +147,10 @@ class Lab:
         # `make lab` runs `python -m course_lib.lab --ip 127.0.0.1 --port PORT` in the
         # repository. Here the working directory is the copy: `-m` puts it first on
         # sys.path, so the copy's course_lib serves JupyterLab rooted at the copy.
+        command = [sys.executable, "-m", "course_lib.lab", "--ip", "127.0.0.1"]
+        command += ["--port", str(self.port), *(["--instructor"] if self.instructor else [])]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "course_lib.lab", "--ip", "127.0.0.1", "--port", str(self.port)],
+            command,
             cwd=self.root,
             env=env,
             stdout=self._log,
@@ -188,7 +187,8 @@ class Lab:
         return []
 
     def stop(self):
-        """SIGTERM the server (it shuts its kernels down, they stop their clusters),
+        """SIGTERM ``course_lib.lab``: it passes it on to the server, which shuts its
+        kernels down, and they stop their clusters;
         then SIGKILL by PID whatever of its family is still there."""
         if self.proc is None:
             return []

@@ -3,7 +3,7 @@
 JupyterLab is started as `make lab` starts it (see conftest.py) on a copy of the course;
 Chromium, driven by Playwright, does what a person would: open lesson 1, run its first
 code cells (the setup cell starts the lesson's 2-engine cluster), type a cell of its own
-that uses the cluster, and, as the instructor, open the formgrader.
+that uses the cluster, and, as the instructor (`make instructor`), open the formgrader.
 """
 
 from __future__ import annotations
@@ -204,7 +204,8 @@ def _assignments(root):
     return sorted(names)
 
 
-def test_formgrader_lists_the_lessons(browser, lab):
+def test_formgrader_lists_the_lessons(browser, instructor_lab):
+    lab = instructor_lab
     lessons = _assignments(lab.root)
     assert lessons, "no lesson in solutions/ or lessons/"
     page = browser.context.new_page()
