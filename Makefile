@@ -15,7 +15,7 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: lab instructor test lint format bench release check-release grade verify-exercises clean
+.PHONY: lab instructor test lint format bench release check-release grade verify-exercises check-sandbox clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,10 +49,13 @@ bench: $(STAMP)
 
 # Grading (nbgrader). COURSE is the course root, LESSONS limits to some lessons,
 # JOBS sets how many submissions grade at once (default: CPUs, capped by memory).
+# Every graded notebook runs in a bubblewrap sandbox; SANDBOX=off grades without
+# one (every row of grades.csv then says so). `make check-sandbox` tests a host.
 COURSE ?= .
+SANDBOX ?= on
 GRADING := $(BIN)/python -m course_lib.grading --root $(COURSE)
 LESSON_ARGS = $(if $(LESSONS),--lessons $(LESSONS))
-JOB_ARGS = $(if $(JOBS),--jobs $(JOBS))
+JOB_ARGS = $(if $(JOBS),--jobs $(JOBS)) --sandbox $(SANDBOX)
 
 release: $(STAMP)
 	$(GRADING) release $(LESSON_ARGS)
@@ -65,6 +68,9 @@ grade: $(STAMP)
 
 verify-exercises: $(STAMP)
 	$(GRADING) verify-exercises $(LESSON_ARGS) $(JOB_ARGS)
+
+check-sandbox: $(STAMP)
+	$(GRADING) check-sandbox
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

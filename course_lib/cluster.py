@@ -31,6 +31,7 @@ import joblib
 import psutil
 from traitlets.config import Config
 
+from course_lib import _processes
 from course_lib._validation import check_int
 
 __all__ = [
@@ -116,39 +117,6 @@ def cluster_processes(cluster):
     return list(processes.values())
 
 
-def _is_gone(proc):
-    """True when a process has exited (a zombie holds no resources)."""
-    try:
-        return proc.status() == psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return True
-
-
-def _wait_gone(processes, timeout):
-    deadline = time.monotonic() + timeout
-    alive = [p for p in processes if not _is_gone(p)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.05)
-        alive = [p for p in alive if not _is_gone(p)]
-    return alive
-
-
-def _kill_survivors(processes, grace=STOP_GRACE_SECONDS):
-    """SIGTERM, wait ``grace`` seconds, then SIGKILL what is left, by PID.
-
-    Returns the processes still alive after that (normally none).
-    """
-    alive = [p for p in processes if not _is_gone(p)]
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.terminate()
-    alive = _wait_gone(alive, grace)
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    return _wait_gone(alive, grace)
-
-
 def stop_cluster(cluster, client=None, *, grace=STOP_GRACE_SECONDS):
     """Close the client, stop engines and controller, kill what stays alive.
 
@@ -174,10 +142,10 @@ def stop_cluster(cluster, client=None, *, grace=STOP_GRACE_SECONDS):
         with contextlib.suppress(Exception):
             client.close()
     with contextlib.suppress(Exception):
-        _kill_survivors([p for p in processes if p.pid not in controller_family], grace)
+        _processes.stop([p for p in processes if p.pid not in controller_family], grace)
     with contextlib.suppress(Exception):
         cluster.stop_cluster_sync()
-    return _kill_survivors(processes, grace)
+    return _processes.stop(processes, grace)
 
 
 def _controller_family(cluster):

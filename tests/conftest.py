@@ -1,12 +1,11 @@
 """Shared fixtures: one real 2-engine local cluster for the whole session."""
 
 import os
-import time
 from pathlib import Path
 
-import psutil
 import pytest
 
+from course_lib import _processes
 from course_lib.cluster import local_cluster
 
 # Functions defined in test modules are pickled by reference (module name).
@@ -37,22 +36,10 @@ def assert_all_gone():
     """
 
     def check(pids, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        alive = list(pids)
-        while alive and time.monotonic() < deadline:
-            alive = [pid for pid in alive if _alive(pid)]
-            if alive:
-                time.sleep(0.1)
+        alive = [p.pid for p in _processes.wait_gone(pids, timeout)]
         assert not alive, f"processes still alive after {timeout} s: {alive}"
 
     return check
-
-
-def _alive(pid):
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def pytest_generate_tests(metafunc):

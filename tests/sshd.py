@@ -19,13 +19,12 @@ import contextlib
 import getpass
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-import psutil
+from course_lib import _processes
 
 SSHD = "/usr/sbin/sshd"
 POLICY_RC = Path("/usr/sbin/policy-rc.d")
@@ -87,13 +86,6 @@ def _free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _alive(proc):
-    try:
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 class ThrowawaySSHD:
@@ -217,12 +209,7 @@ class ThrowawaySSHD:
         """The sshd listener and every session it forked, alive."""
         if self.pid is None:
             return []
-        try:
-            root = psutil.Process(self.pid)
-            family = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return []
-        return [proc for proc in family if _alive(proc)]
+        return _processes.process_tree(self.pid)
 
     def stop(self, grace=5.0):
         """SIGTERM the listener and its sessions by PID, SIGKILL what stays; remove the folder.
@@ -230,20 +217,7 @@ class ThrowawaySSHD:
         Returns the PIDs that were running (all gone when this returns).
         """
         family = self.processes()
-        for proc in family:
-            with contextlib.suppress(psutil.Error):
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while any(_alive(p) for p in family) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        for proc in family:
-            if _alive(proc):
-                with contextlib.suppress(psutil.Error):
-                    proc.kill()
-        gone_by = time.monotonic() + grace
-        while any(_alive(p) for p in family) and time.monotonic() < gone_by:
-            time.sleep(0.05)
-        still = [p.pid for p in family if _alive(p)]
+        still = [p.pid for p in _processes.stop(family, grace)]
         if still:
             raise RuntimeError(f"sshd processes survived SIGKILL: {still}")
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -38,6 +38,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
+from course_lib import _processes
 from course_lib.lab import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -169,11 +170,9 @@ class BinderEnv:
         """Live processes running this environment's Python (kernels, engines, servers)."""
         mine = []
         prefix = str(self.venv)
-        for proc in psutil.process_iter(["cmdline", "status"]):
+        for proc in psutil.process_iter(["cmdline"]):
             cmdline = proc.info["cmdline"] or []
-            if proc.info["status"] == psutil.STATUS_ZOMBIE or not cmdline:
-                continue
-            if any(part.startswith(prefix) for part in cmdline[:2]):
+            if any(part.startswith(prefix) for part in cmdline[:2]) and _processes.alive(proc):
                 mine.append(proc)
         return mine
 
@@ -214,9 +213,7 @@ def binder_env(tmp_path_factory):
         f"postBuild {time.monotonic() - installed:.1f} s"
     )
     yield environment
-    for proc in environment.processes():  # ours alone: the venv is a fresh folder
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
+    _processes.stop(environment.processes())  # ours alone: the venv is a fresh folder
 
 
 # The lesson, executed with nbclient inside the Binder environment (so in its kernel).
@@ -275,10 +272,8 @@ def _run_lesson(binder_env, notebook, strict):
 
 
 def _assert_nothing_left(binder_env):
-    left = psutil.wait_procs(binder_env.processes(), timeout=15)[1]
-    for proc in left:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
+    left = _processes.wait_gone(binder_env.processes(), timeout=15)
+    _processes.stop(left)
     assert not left, f"still running after the lesson: {[p.cmdline()[:4] for p in left]}"
 
 
@@ -391,7 +386,7 @@ def test_binder_jupyterlab_is_the_students(binder_env):
         # ipyparallel's server extension: the Clusters sidebar's API.
         assert _status(f"{base}/ipyparallel/clusters?token={token}") == 200
     finally:
-        family = [server.pid, *(p.pid for p in psutil.Process(server.pid).children(True))]
+        family = _processes.process_tree(server.pid)
         with contextlib.suppress(ProcessLookupError):
             os.kill(server.pid, signal.SIGTERM)
         try:
@@ -399,9 +394,7 @@ def test_binder_jupyterlab_is_the_students(binder_env):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-        for pid in family[1:]:
-            with contextlib.suppress(psutil.Error):
-                psutil.Process(pid).kill()
+        _processes.stop(family[1:])
     _assert_nothing_left(binder_env)
 
 

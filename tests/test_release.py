@@ -9,6 +9,7 @@ verify-exercises`` run (``course_lib.grading``), once for all lessons.
 import pytest
 
 from course_lib import grading
+from course_lib.grading.layout import released_lessons
 
 LESSONS = grading.find_lessons(grading.REPO_ROOT / grading.SOURCE_DIR)
 
@@ -30,7 +31,7 @@ def verified():
 
 
 def test_every_release_folder_has_its_source():
-    stale = set(grading._release_dirs(grading.REPO_ROOT)) - set(LESSONS)
+    stale = set(released_lessons(grading.REPO_ROOT)) - set(LESSONS)
     assert not stale, f"lessons/ without solutions/: {sorted(stale)}; run `make release`"
 
 

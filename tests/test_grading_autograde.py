@@ -11,20 +11,19 @@ read that one run.
 import csv
 import datetime
 import html.parser
-import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import nbformat
 import pytest
+from grading_helpers import FIXTURES, LESSON, NOTEBOOK, copy_course
+from grading_helpers import cell as _cell
 
-from course_lib import grading
+from course_lib import _processes, grading
+from course_lib.grading.autograde import quiet_gradebook
+from course_lib.grading.notebooks import output_text
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-LESSON = "00_fixture"
-NOTEBOOK = f"{LESSON}.ipynb"
 STUDENTS = {"ada", "wrong", "meddler", "hanger", "engine_hanger", "killer", "broken", "absent"}
 #: Seconds per cell in these runs: above cluster start-up on a busy 2-core
 #: host, below nbgrader's default of 30 s (so the key is seen to work).
@@ -36,33 +35,16 @@ NBGRADER_DEFAULT_TIMEOUT = 30
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
-def _copy_course(dest):
-    """The fixture course, without what a sample `make grade` may have left in it."""
-    leftovers = shutil.ignore_patterns(".nbgrader", "autograded", "feedback", "submitted", "*.csv")
-    shutil.copytree(FIXTURES / "course", dest, dirs_exist_ok=True, ignore=leftovers)
-
-
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     """The fixture class graded by ``grading.grade`` in a copy of the course."""
     root = tmp_path_factory.mktemp("course")
-    _copy_course(root)
+    copy_course(root)
     submissions = tmp_path_factory.mktemp("submissions")
     shutil.copytree(FIXTURES / "submissions", submissions, dirs_exist_ok=True)
     report = grading.grade(submissions, root, jobs=2, timeout=TIMEOUT, verbose=False)
     print(report.table())
     return root, report
-
-
-@pytest.fixture(scope="module")
-def verified(tmp_path_factory):
-    """verify-exercises on the fixture lesson and on a lesson with mistakes."""
-    root = tmp_path_factory.mktemp("verify")
-    _copy_course(root)
-    shutil.copytree(FIXTURES / "bad_course" / "solutions", root / "solutions", dirs_exist_ok=True)
-    report = grading.verify_exercises(root, jobs=2, verbose=False)
-    print(report.table())
-    return report
 
 
 def _cell_seconds(cell):
@@ -72,13 +54,6 @@ def _cell_seconds(cell):
         return None
     parse = datetime.datetime.fromisoformat
     return (parse(end.replace("Z", "+00:00")) - parse(start.replace("Z", "+00:00"))).total_seconds()
-
-
-def _cell(nb, grade_id):
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
-            return cell
-    raise KeyError(grade_id)
 
 
 def _pids(descriptions):
@@ -114,9 +89,7 @@ def _html_text(path):
 
 
 def _outputs_text(nb):
-    return _squash(
-        "\n".join(grading._output_text(o) for c in nb.cells for o in c.get("outputs", []))
-    )
+    return _squash("\n".join(output_text(o) for c in nb.cells for o in c.get("outputs", [])))
 
 
 def _sources_text(nb):
@@ -206,7 +179,7 @@ def test_engines_of_a_killed_kernel_are_killed_by_pid(graded, assert_all_gone):
 
 def test_no_process_outlives_grading(graded, assert_all_gone):
     root, report = graded
-    assert grading.marked_processes(grading.RUN_VAR, report.run_id) == []
+    assert _processes.find_marked(grading.RUN_VAR, report.run_id) == []
     for outcome in report.outcomes:
         assert_all_gone(_pids(outcome.leftovers), timeout=10)
 
@@ -254,7 +227,7 @@ def test_the_gradebook_holds_every_submission(graded):
     from nbgrader.api import Gradebook, MissingEntry
 
     root, report = graded
-    with grading._quiet_gradebook(), Gradebook(f"sqlite:///{root}/.nbgrader/gradebook.db") as gb:
+    with quiet_gradebook(), Gradebook(f"sqlite:///{root}/.nbgrader/gradebook.db") as gb:
         assert {s.id for s in gb.students} == STUDENTS
         assert gb.find_submission(LESSON, "ada").score == 5
         assert gb.find_submission(LESSON, "wrong").score == 0
@@ -262,148 +235,3 @@ def test_the_gradebook_holds_every_submission(graded):
         assert gb.find_submission_notebook(LESSON, LESSON, "killer").flagged
         with pytest.raises(MissingEntry):
             gb.find_submission(LESSON, "absent")
-
-
-# --------------------------------------------------------------------------
-# verify-exercises
-# --------------------------------------------------------------------------
-
-
-def test_verify_exercises_passes_the_fixture_lesson(verified):
-    entry = verified.lessons[LESSON]
-    assert entry["problems"] == []
-    reference, blank = entry["reference"], entry["blank"]
-    assert set(reference.cells) == {"test-squares", "test-pids", "test-quiz-engines"}
-    assert all(score == maximum for score, maximum in reference.cells.values())
-    assert all(score == 0 for score, _ in blank.cells.values())
-    assert "00_fixture" in verified.table()
-
-
-def test_verify_exercises_rejects_a_vacuous_test_and_a_leftover_process(verified):
-    problems = "\n".join(verified.lessons["01_vacuous"]["problems"])
-    assert "untouched release gets 1.0 of 1.0 points on test-vacuous" in problems
-    assert "left processes behind" in problems and "sleep" in problems
-    assert not verified.ok
-    assert grading.marked_processes(grading.RUN_VAR, verified.run_id) == []
-
-
-# --------------------------------------------------------------------------
-# release and check-release
-# --------------------------------------------------------------------------
-
-
-def test_check_release_finds_drift_and_release_repairs_it(tmp_path):
-    _copy_course(tmp_path)
-    released = tmp_path / "lessons" / LESSON / NOTEBOOK
-    nb = nbformat.read(released, 4)
-    _cell(
-        nb, "ex-squares"
-    ).source += "\n    return view.map_sync(lambda value: value * value, values)"
-    nbformat.write(nb, released)
-    (tmp_path / "lessons" / "99_gone").mkdir()
-    problems = "\n".join(grading.check_release(tmp_path))
-    assert f"lessons/{LESSON}/{NOTEBOOK} differs" in problems
-    assert "contains solution code: 'return view.map_sync(lambda value: value * value" in problems
-    assert "lessons/99_gone has no source" in problems
-
-    assert grading.release(tmp_path, verbose=False) == [LESSON, "99_gone"]
-    committed = FIXTURES / "course" / "lessons" / LESSON / NOTEBOOK
-    assert released.read_bytes() == committed.read_bytes()
-    assert not (tmp_path / "lessons" / "99_gone").exists()
-
-
-def test_release_leaks_finds_solutions_hidden_tests_and_outputs():
-    solution = nbformat.read(FIXTURES / "course" / "solutions" / LESSON / NOTEBOOK, 4)
-    released = nbformat.read(FIXTURES / "course" / "lessons" / LESSON / NOTEBOOK, 4)
-    assert grading.release_leaks(solution, released) == []
-    assert "return client[:].apply_async(os.getpid).get_dict()" in grading.solution_lines(solution)
-    leaky = nbformat.from_dict(json.loads(json.dumps(released)))
-    _cell(leaky, "test-pids").source += "\nassert os.getpid() not in pids.values()"
-    _cell(leaky, "ex-pids").source += "\n    ### BEGIN SOLUTION"
-    _cell(leaky, "setup").outputs = [nbformat.v4.new_output("stream", text="2\n")]
-    problems = "\n".join(grading.release_leaks(solution, leaky))
-    assert "contains a hidden test: 'assert os.getpid() not in pids.values()'" in problems
-    assert "contains the marker 'BEGIN SOLUTION'" in problems
-    assert "has stored outputs" in problems
-
-
-# --------------------------------------------------------------------------
-# Configuration, command line, small parts
-# --------------------------------------------------------------------------
-
-
-def test_nbgrader_config_sets_what_grading_relies_on():
-    from nbgrader.preprocessors import ClearHiddenTests, Execute
-    from traitlets.config.loader import PyFileConfigLoader
-
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(grading.REPO_ROOT)).load_config()
-    execute = Execute(config=config)
-    assert execute.timeout >= 120
-    assert "--InteractiveShell.xmode=Minimal" in execute.extra_arguments
-    assert execute.kernel_name == "python3"
-    assert ClearHiddenTests in config.GenerateFeedback.preprocessors
-    assert config.CourseDirectory.source_directory == "solutions"
-    assert config.CourseDirectory.release_directory == "lessons"
-    db = config.CourseDirectory.db_url.removeprefix("sqlite:///")
-    ignored = subprocess.run(
-        ["git", "check-ignore", "-q", db], cwd=grading.REPO_ROOT, check=False
-    ).returncode
-    assert ignored == 0, f"{db} is not ignored by git"
-
-
-def test_the_command_line_with_no_lesson(tmp_path, capsys):
-    (tmp_path / "solutions").mkdir()
-    submissions = tmp_path / "in"
-    (submissions / "ada").mkdir(parents=True)
-    assert grading.main(["--root", str(tmp_path), "check-release"]) == 0
-    assert grading.main(["--root", str(tmp_path), "verify-exercises"]) == 0
-    assert grading.main(["--root", str(tmp_path), "grade", str(submissions)]) == 0
-    assert (tmp_path / "grades.csv").read_text().startswith("student,lesson,score")
-    assert grading.main(["--root", str(tmp_path), "grade", str(tmp_path / "none")]) == 2
-    assert "does not exist" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="unknown lesson"):
-        grading.check_release(tmp_path, ["01_nothing"])
-
-
-def test_default_jobs_counts_cpus_and_memory(monkeypatch):
-    monkeypatch.setattr(grading.joblib, "cpu_count", lambda: 64)
-    monkeypatch.setattr(grading, "_available_memory", lambda: 1000 * 2**30)
-    assert grading.default_jobs() == 64
-    monkeypatch.setattr(grading, "_available_memory", lambda: 5 * 2**30)
-    assert grading.default_jobs() == 3
-    monkeypatch.setattr(grading, "_available_memory", lambda: 0)
-    assert grading.default_jobs() == 1
-    with pytest.raises(ValueError, match="jobs == 0"):
-        grading._check_jobs(0)
-
-
-def test_a_renamed_notebook_is_graded_under_its_name(tmp_path):
-    lesson = grading._Prepared(
-        LESSON,
-        FIXTURES / "course" / "solutions" / LESSON,
-        FIXTURES / "course" / "lessons" / LESSON,
-        [NOTEBOOK],
-    )
-    folder = tmp_path / "in"
-    folder.mkdir()
-    shutil.copy(lesson.release_dir / NOTEBOOK, folder / "00_fixture (1).ipynb")
-    (folder / "timestamp.txt").write_text("not a date")
-    outcome = grading.Outcome("ada", LESSON)
-    assert grading._stage_submission(outcome, folder, lesson, tmp_path / "task")
-    assert (tmp_path / "task" / "submitted" / "ada" / LESSON / NOTEBOOK).is_file()
-    assert "graded 00_fixture (1).ipynb as 00_fixture.ipynb" in outcome.message
-    assert "timestamp.txt is not a date" in outcome.message
-    assert not outcome.flagged
-
-
-def test_marked_processes_finds_a_detached_child_by_its_environment(assert_all_gone):
-    env = {"PATH": "/usr/bin:/bin", grading.TASK_VAR: "test-marker"}
-    proc = subprocess.Popen(["sleep", "60"], env=env, start_new_session=True)
-    try:
-        found = grading.marked_processes(grading.TASK_VAR, "test-marker")
-        assert [p.pid for p in found] == [proc.pid]
-        assert grading._stop_processes(found) == []
-    finally:
-        proc.kill()
-        proc.wait()
-    assert_all_gone([proc.pid])

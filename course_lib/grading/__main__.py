@@ -1,0 +1,7 @@
+"""``python -m course_lib.grading``: see :mod:`course_lib.grading.cli`."""
+
+import sys
+
+from course_lib.grading.cli import main
+
+sys.exit(main())

@@ -1,0 +1,96 @@
+"""The command line: ``python -m course_lib.grading <command>``, one per Makefile target."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from course_lib.grading.autograde import grade
+from course_lib.grading.layout import REPO_ROOT
+from course_lib.grading.releases import check_release, release
+from course_lib.grading.runner import TASK_TIMEOUT
+from course_lib.grading.sandbox import describe_host
+from course_lib.grading.verify import verify_exercises
+
+__all__ = ["main"]
+
+
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv=None):
+    """``python -m course_lib.grading <command>``: see ``--help``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m course_lib.grading",
+        description="The course's grading pipeline: release, check the release, grade, verify.",
+    )
+    parser.add_argument("--root", default=str(REPO_ROOT), help="course root (default: the repo)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("release", "regenerate lessons/ from solutions/"),
+        ("check-release", "fail when lessons/ is not what release writes"),
+        ("grade", "autograde a folder of submissions"),
+        ("verify-exercises", "grade solutions and blank releases, check both"),
+        ("check-sandbox", "say whether this host can sandbox the students' code"),
+    ):
+        sub = commands.add_parser(name, help=text, description=text)
+        if name == "check-sandbox":
+            continue
+        sub.add_argument("--lessons", nargs="+", help="only these lessons")
+        if name in ("grade", "verify-exercises"):
+            sub.add_argument("--jobs", type=int, help="tasks at once (default: CPUs, memory)")
+            sub.add_argument("--timeout", type=float, help="seconds per cell (default: config)")
+            sub.add_argument(
+                "--sandbox",
+                choices=("on", "off"),
+                default="on",
+                help="run each notebook in a bubblewrap sandbox (default: on); with off, "
+                "every row says it was graded without a sandbox",
+            )
+        if name == "grade":
+            sub.add_argument("submissions", help="folder of <student>/<lesson>/*.ipynb")
+            sub.add_argument("--task-timeout", type=float, default=TASK_TIMEOUT)
+            sub.add_argument("--csv", help="default: <root>/grades.csv")
+    args = parser.parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        if args.command == "check-sandbox":
+            lines = describe_host()
+            print("\n".join(lines))
+            return 0 if lines[-1] == "sandbox: ok" else 1
+        if args.command == "release":
+            release(args.root, args.lessons)
+            return 0
+        if args.command == "check-release":
+            problems = check_release(args.root, args.lessons)
+            for problem in problems:
+                print(problem)
+            print("lessons/ is up to date" if not problems else "run `make release` and commit")
+            return 1 if problems else 0
+        if args.command == "grade":
+            report = grade(
+                args.submissions,
+                args.root,
+                lessons=args.lessons,
+                jobs=args.jobs,
+                timeout=args.timeout,
+                task_timeout=args.task_timeout,
+                csv_path=args.csv,
+                sandbox=args.sandbox == "on",
+            )
+            return 0 if report.ok else 1
+        report = verify_exercises(
+            args.root,
+            args.lessons,
+            jobs=args.jobs,
+            timeout=args.timeout,
+            sandbox=args.sandbox == "on",
+        )
+        return 0 if report.ok else 1
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,134 @@
+"""The course's layout: where solutions and releases live, which lessons exist.
+
+A course root holds ``solutions/NN_topic/`` (the instructor's notebooks, the
+single source) and ``lessons/NN_topic/`` (the student release generated from
+them); its ``nbgrader_config.py`` is the base of every grading run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+__all__ = [
+    "CONFIG_FILE",
+    "RELEASE_DIR",
+    "REPO_ROOT",
+    "SOURCE_DIR",
+    "PreparedLesson",
+    "find_lessons",
+    "prepare_lessons",
+    "released_lessons",
+    "select_lessons",
+]
+
+#: The repository: its ``nbgrader_config.py`` is the base of every grading run.
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+CONFIG_FILE = REPO_ROOT / "nbgrader_config.py"
+SOURCE_DIR = "solutions"
+RELEASE_DIR = "lessons"
+
+
+def find_lessons(source_dir):
+    """Names of the lessons in ``source_dir``: sub-folders holding a notebook.
+
+    Parameters
+    ----------
+    source_dir : str or Path
+        Usually ``solutions/``.
+
+    Returns
+    -------
+    list of str
+        Sorted folder names; empty when there is no lesson (or no folder).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> find_lessons(tempfile.mkdtemp())
+    []
+    """
+    source_dir = Path(source_dir)
+    if not source_dir.is_dir():
+        return []
+    return sorted(
+        child.name
+        for child in source_dir.iterdir()
+        if child.is_dir() and not child.name.startswith((".", "_")) and any(child.glob("*.ipynb"))
+    )
+
+
+def select_lessons(course_root, lessons):
+    """The lessons to work on: ``lessons`` checked against ``solutions/``, or all.
+
+    Raises
+    ------
+    ValueError
+        Naming every lesson that has no folder in ``solutions/``.
+    """
+    available = find_lessons(Path(course_root) / SOURCE_DIR)
+    if lessons is None:
+        return available
+    if isinstance(lessons, str):
+        lessons = [lessons]
+    unknown = sorted(set(lessons) - set(available))
+    if unknown:
+        raise ValueError(
+            f"unknown lesson(s) {unknown}: the lessons in {Path(course_root) / SOURCE_DIR} "
+            f"are {available}."
+        )
+    return sorted(set(lessons))
+
+
+def released_lessons(course_root):
+    """Names of the lesson folders in ``lessons/`` (released or stale).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> released_lessons(tempfile.mkdtemp())
+    []
+    """
+    release_dir = Path(course_root) / RELEASE_DIR
+    if not release_dir.is_dir():
+        return []
+    return sorted(
+        child.name
+        for child in release_dir.iterdir()
+        if child.is_dir() and not child.name.startswith(".")
+    )
+
+
+@dataclasses.dataclass
+class PreparedLesson:
+    """A lesson ready to grade: its solutions and a fresh release of them.
+
+    Attributes
+    ----------
+    lesson : str
+    source : Path
+        The lesson's folder in ``solutions/``.
+    release_dir : Path
+        The fresh release of the lesson.
+    notebooks : list of str
+        Notebook file names of the lesson.
+    """
+
+    lesson: str
+    source: Path
+    release_dir: Path
+    notebooks: list
+
+
+def prepare_lessons(course_root, lessons, template_root):
+    """``{lesson: PreparedLesson}`` from a release generated in ``template_root``."""
+    prepared = {}
+    for lesson in lessons:
+        release_dir = Path(template_root) / RELEASE_DIR / lesson
+        prepared[lesson] = PreparedLesson(
+            lesson,
+            Path(course_root) / SOURCE_DIR / lesson,
+            release_dir,
+            sorted(p.name for p in release_dir.glob("*.ipynb")),
+        )
+    return prepared

@@ -1,0 +1,208 @@
+"""What grading found, for people: outcomes, the screen tables, ``grades.csv``."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from pathlib import Path
+
+__all__ = ["CSV_COLUMNS", "NO_SANDBOX", "GradeReport", "Outcome", "VerifyReport", "write_csv"]
+
+#: What every row says about a submission graded with ``SANDBOX=off``.
+NO_SANDBOX = "graded without a sandbox"
+
+
+@dataclasses.dataclass
+class Outcome:
+    """The grading of one student's lesson.
+
+    Attributes
+    ----------
+    student, lesson : str
+    status : str
+        ``"graded"``; ``"missing"`` (nothing submitted); ``"invalid"`` (no
+        notebook could be read); ``"error"`` (nbgrader could not grade it,
+        for instance because the student's code killed its kernel).
+    score, max_score : float
+    cells : dict
+        ``{grade_id: (score, max_score)}`` of every autograded cell.
+    manual : list of str
+        Cells that need grading by hand.
+    notes : list of str
+        What was noticed: edited or deleted cells, timeouts, broken files.
+    seconds : float
+        Wall-clock seconds of its grading task.
+    leftovers : list of str
+        Processes still alive after its grading, which were killed.
+    sandboxed : bool
+        Whether its notebooks ran in a sandbox; when not, its message says so.
+    attempts : int
+        Grading attempts it took (more than one after a failure that was not
+        the student's).
+    """
+
+    student: str
+    lesson: str
+    status: str = "graded"
+    score: float = 0.0
+    max_score: float = 0.0
+    cells: dict = dataclasses.field(default_factory=dict)
+    manual: list = dataclasses.field(default_factory=list)
+    notes: list = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+    leftovers: list = dataclasses.field(default_factory=list)
+    flagged: bool = False
+    sandboxed: bool = True
+    attempts: int = 1
+    autograded: Path | None = None
+    feedback: Path | None = None
+    log: Path | None = None
+
+    @property
+    def message(self):
+        """The notes in one line; says when the notebooks ran without a sandbox."""
+        notes = list(self.notes)
+        if not self.sandboxed and self.status != "missing":
+            notes.append(NO_SANDBOX)
+        return "; ".join(notes)
+
+
+@dataclasses.dataclass
+class GradeReport:
+    """What :func:`grade` did.
+
+    Attributes
+    ----------
+    outcomes : list of Outcome
+        One per student and lesson.
+    problems : list of str
+        Failures of the pipeline itself (not of students' work).
+    csv_path : Path or None
+    run_id : str
+        The value of ``COURSE_GRADING_RUN`` in the environment of every
+        process the run started.
+    """
+
+    outcomes: list
+    problems: list
+    csv_path: Path | None
+    run_id: str
+    seconds: float = 0.0
+
+    @property
+    def ok(self):
+        return not self.problems
+
+    def outcome(self, student, lesson):
+        for outcome in self.outcomes:
+            if outcome.student == student and outcome.lesson == lesson:
+                return outcome
+        raise KeyError((student, lesson))
+
+    def table(self):
+        """Students × lessons, ``score/max``; ``!`` marks an outcome with notes."""
+        students = sorted({o.student for o in self.outcomes})
+        lessons = sorted({o.lesson for o in self.outcomes})
+        cells = {}
+        for o in self.outcomes:
+            if o.status == "missing":
+                text = "-"
+            elif o.status in ("invalid", "error"):
+                text = o.status
+            else:
+                text = f"{o.score:g}/{o.max_score:g}"
+            cells[o.student, o.lesson] = text + (" !" if o.message else "")
+        rows = [["student", *lessons]]
+        rows += [[s, *(cells.get((s, lesson), "") for lesson in lessons)] for s in students]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        notes = [
+            f"! {o.student}/{o.lesson}: {o.message}"
+            for o in sorted(self.outcomes, key=lambda o: (o.student, o.lesson))
+            if o.message
+        ]
+        return "\n".join(lines + ([""] + notes if notes else []))
+
+
+@dataclasses.dataclass
+class VerifyReport:
+    """What :func:`verify_exercises` found, lesson by lesson.
+
+    Attributes
+    ----------
+    lessons : dict
+        ``{lesson: {"reference": Outcome, "blank": Outcome, "problems": [...]}}``.
+    """
+
+    lessons: dict
+    seconds: float = 0.0
+    run_id: str = ""
+
+    @property
+    def ok(self):
+        return all(not entry["problems"] for entry in self.lessons.values())
+
+    def table(self):
+        rows = [["lesson", "reference", "blank", "max", "seconds (ref/blank)", "result"]]
+        for lesson, entry in sorted(self.lessons.items()):
+            ref, blank = entry["reference"], entry["blank"]
+            rows.append(
+                [
+                    lesson,
+                    f"{auto_points(ref):g}",
+                    f"{auto_points(blank):g}",
+                    f"{auto_max(ref):g}",
+                    f"{ref.seconds:.1f}/{blank.seconds:.1f}",
+                    "ok" if not entry["problems"] else f"{len(entry['problems'])} problem(s)",
+                ]
+            )
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        for lesson, entry in sorted(self.lessons.items()):
+            lines.extend(f"! {lesson}: {problem}" for problem in entry["problems"])
+        return "\n".join(lines)
+
+
+def auto_points(outcome):
+    return sum(score or 0.0 for score, _ in outcome.cells.values())
+
+
+def auto_max(outcome):
+    return sum(maximum or 0.0 for _, maximum in outcome.cells.values())
+
+
+#: The columns of ``grades.csv``: ``(name, value of an Outcome)``, in order.
+#: A new column is one more entry here.
+CSV_COLUMNS = [
+    ("student", lambda o: o.student),
+    ("lesson", lambda o: o.lesson),
+    # An error has no score: grading could not say what the work is worth.
+    ("score", lambda o: "" if o.status == "error" else f"{o.score:g}"),
+    ("max_score", lambda o: f"{o.max_score:g}"),
+    ("status", lambda o: o.status),
+    ("message", lambda o: o.message),
+    ("seconds", lambda o: f"{o.seconds:.1f}"),
+    ("attempts", lambda o: str(o.attempts)),
+]
+
+
+def write_csv(path, outcomes):
+    """Write one row per outcome, sorted by student and lesson, to ``path``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "grades.csv"
+    >>> write_csv(path, [Outcome("ada", "01_x", score=3, max_score=5)])
+    >>> path.read_text().splitlines()[1]
+    'ada,01_x,3,5,graded,,0.0,1'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([name for name, _ in CSV_COLUMNS])
+        for o in sorted(outcomes, key=lambda o: (o.student, o.lesson)):
+            writer.writerow([value(o) for _, value in CSV_COLUMNS])

@@ -1,0 +1,396 @@
+"""The isolated runner: nbgrader in a process of its own, nothing left behind.
+
+Every nbgrader step list runs as ``python -m course_lib._nbgrader_task`` in a
+temporary course root of its own (a :class:`Workspace` folder), in a session
+of its own, with the run's and the task's markers in its environment. Every
+process it starts (kernel, controller, engines, whatever the student's code
+starts) is tracked while it runs; what is still alive when it ends is
+stopped by PID (:mod:`course_lib._processes`). Tasks run ``jobs`` at a time
+(:func:`run_tasks`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import joblib
+import psutil
+
+from course_lib._processes import alive, describe, find_marked, stop, wait_gone
+from course_lib.grading import sandbox as sandboxing
+from course_lib.grading.layout import CONFIG_FILE, RELEASE_DIR, SOURCE_DIR
+
+__all__ = ["RUN_VAR", "TASK_VAR", "default_jobs"]
+
+#: Memory one grading task may need at its peak: an nbgrader process, a
+#: kernel, a controller and two engines (about 1 GB PSS, measured), plus room.
+TASK_MEMORY_BYTES = int(1.5 * 2**30)
+#: Wall-clock limit of one task (one student, one lesson), in seconds.
+TASK_TIMEOUT = 1800.0
+#: Seconds the processes of a finished task get to exit by themselves.
+SETTLE_SECONDS = 5.0
+
+RUN_VAR = "COURSE_GRADING_RUN"
+TASK_VAR = "COURSE_GRADING_TASK"
+#: The folder of a task root where its kernel's connection file and IPC
+#: sockets live (short: a socket's path must fit in 107 bytes).
+RUNTIME_DIR = "rt"
+#: The grading attempt (1, 2, 3) of a task, in its kernel's environment.
+ATTEMPT_VAR = "COURSE_GRADING_ATTEMPT"
+
+
+def _available_memory():
+    """Bytes this process may still allocate: the host's or the cgroup's limit."""
+    available = psutil.virtual_memory().available
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        ),
+    ):
+        with contextlib.suppress(OSError, ValueError):
+            limit = Path(limit_file).read_text().strip()
+            if limit != "max":
+                usage = int(Path(usage_file).read_text().strip())
+                available = min(available, int(limit) - usage)
+            break
+    return max(0, available)
+
+
+def default_jobs(memory_per_task=TASK_MEMORY_BYTES):
+    """How many grading tasks to run at once: CPUs, capped by memory.
+
+    The CPUs are those :func:`joblib.cpu_count` reports (CPU affinity and the
+    container's quota, not the host's cores); each task may need
+    ``memory_per_task`` bytes.
+
+    Examples
+    --------
+    >>> default_jobs() >= 1
+    True
+    """
+    cpus = max(1, int(joblib.cpu_count()))
+    return max(1, min(cpus, int(_available_memory() // memory_per_task)))
+
+
+def check_jobs(jobs):
+    if jobs is None:
+        return default_jobs()
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs == {jobs!r}, must be an int >= 1.")
+    return jobs
+
+
+def check_timeout(timeout, name="timeout"):
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ValueError(f"{name} == {timeout!r}, must be a positive number of seconds.")
+    return timeout
+
+
+@dataclasses.dataclass
+class RunResult:
+    returncode: int | None
+    timed_out: bool
+    seconds: float
+    steps: list
+    leftovers: list  # descriptions of processes alive after the task, then killed
+    survivors: list  # descriptions of processes that could not be killed
+    execute_timeout: float | None = None  # the per-cell timeout nbgrader used
+
+
+def run_isolated(command, *, cwd, env, log_path, timeout, marker, settle=SETTLE_SECONDS):
+    """Run ``command`` in a session of its own and leave no process behind.
+
+    While it runs, its process tree is sampled; when it ends (or after
+    ``timeout`` seconds, when it is killed), every process of that tree or
+    carrying ``marker`` (``(variable, value)``) in its environment gets
+    ``settle`` seconds to exit, then is stopped by PID.
+    """
+    started = time.time()
+    tracked = {}
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    timed_out = False
+    try:
+        root = psutil.Process(proc.pid)
+        tracked[proc.pid] = root
+    except psutil.Error:
+        root = None
+    while True:
+        try:
+            proc.wait(timeout=1.0)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if root is not None:
+            with contextlib.suppress(psutil.Error):
+                for child in root.children(recursive=True):
+                    tracked.setdefault(child.pid, child)
+        if time.time() - started > timeout:
+            timed_out = True
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            break
+    seconds = time.time() - started
+
+    def candidates():
+        found = {p.pid: p for p in tracked.values() if alive(p)}
+        for p in find_marked(*marker, since=started):
+            found.setdefault(p.pid, p)
+        return list(found.values())
+
+    left = candidates()
+    lingering = [describe(p) for p in left]
+    waited = time.monotonic()
+    left = wait_gone(left, 0 if timed_out else settle)
+    left = candidates() if left else left
+    leftovers = [describe(p) for p in left]
+    survivors = [describe(p) for p in stop(left)]
+    with open(log_path, "a") as log:
+        print(
+            f"== processes: {len(lingering)} alive when the runner exited {lingering}, "
+            f"waited {time.monotonic() - waited:.1f} s; killed {leftovers}; "
+            f"could not kill {survivors}",
+            file=log,
+        )
+    return RunResult(proc.returncode, timed_out, seconds, [], leftovers, survivors)
+
+
+class Workspace:
+    """A temporary folder for one run: kernelspec, template roots, tasks.
+
+    With ``sandbox=True`` (the default), the grading kernel runs inside a
+    bubblewrap sandbox (:mod:`course_lib.grading.sandbox`) and talks to
+    nbgrader over IPC sockets.
+    """
+
+    def __init__(self, sandbox=True):
+        self.sandbox = bool(sandbox)
+        self.path = Path(tempfile.mkdtemp(prefix="course-grading-"))
+        # COURSE_GRADING_KEEP=1 keeps the temporary course roots, to debug.
+        self.keep = os.environ.get("COURSE_GRADING_KEEP") == "1"
+        self.run_id = uuid.uuid4().hex
+        self._count = 0
+        self._lock = threading.Lock()
+        # The grading kernel is this interpreter's ipykernel, whatever other
+        # "python3" kernelspecs the user has installed; in the sandbox, started
+        # by the sandbox's launcher script (standard library only: fast).
+        kernel_dir = self.path / "jupyter" / "kernels" / "python3"
+        kernel_dir.mkdir(parents=True)
+        spec = {
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python 3 (course grading)",
+            "language": "python",
+        }
+        if self.sandbox:
+            spec["argv"][1:3] = [sandboxing.__file__]
+            # A signal would reach the launcher, not the kernel: interrupt by message.
+            spec["interrupt_mode"] = "message"
+        (kernel_dir / "kernel.json").write_text(json.dumps(spec))
+
+    def new_dir(self, prefix):
+        with self._lock:
+            self._count += 1
+            path = self.path / f"{prefix}-{self._count}"
+        path.mkdir()
+        return path
+
+    def env(self, task_id, root, attempt=1):
+        """The environment of a task's nbgrader process (and of its kernel)."""
+        env = dict(os.environ)
+        bin_dir = str(Path(sys.executable).parent)  # nbgrader runs `alembic` from PATH
+        env["PATH"] = os.pathsep.join(p for p in (bin_dir, env.get("PATH")) if p)
+        env["JUPYTER_PATH"] = os.pathsep.join(
+            p for p in (str(self.path / "jupyter"), env.get("JUPYTER_PATH")) if p
+        )
+        # Short: the kernel's IPC socket paths must fit in 107 bytes.
+        env["JUPYTER_RUNTIME_DIR"] = str(root / RUNTIME_DIR)
+        env[sandboxing.SANDBOX_DIR_VAR] = str(root / ".sandbox")
+        env[ATTEMPT_VAR] = str(attempt)
+        env["IPYTHONDIR"] = str(root / ".ipython")  # no user startup files in grading
+        env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+        for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(variable, "1")
+        env[RUN_VAR] = self.run_id
+        env[TASK_VAR] = task_id
+        return env
+
+    def kill_all(self):
+        """Stop every process any task of this run started (by PID)."""
+        return [describe(p) for p in stop(find_marked(RUN_VAR, self.run_id))]
+
+    def cleanup(self):
+        if not self.keep:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def make_course_root(workspace, prefix, lesson_dirs, db_path=None, timeout=None):
+    """A temporary nbgrader course root whose source folder links to lessons.
+
+    Its ``nbgrader_config.py`` loads the course's and points nbgrader at this
+    root and at ``db_path`` (default: ``gradebook.db`` in the root).
+    """
+    root = workspace.new_dir(prefix)
+    db_path = root / "gradebook.db" if db_path is None else db_path
+    source = root / SOURCE_DIR
+    source.mkdir()
+    for name, path in lesson_dirs.items():
+        (source / name).symlink_to(Path(path).resolve(), target_is_directory=True)
+    lines = [
+        "c = get_config()  # noqa: F821",
+        f"load_subconfig({str(CONFIG_FILE)!r})",
+        f"c.CourseDirectory.root = {str(root)!r}",
+        f"c.CourseDirectory.source_directory = {SOURCE_DIR!r}",
+        f"c.CourseDirectory.release_directory = {RELEASE_DIR!r}",
+        f"c.CourseDirectory.db_url = {'sqlite:///' + str(db_path)!r}",
+    ]
+    if timeout is not None:
+        lines.append(f"c.Execute.timeout = {int(timeout)}")
+    if workspace.sandbox:
+        # The kernel has its own network namespace: Unix sockets cross it, TCP does
+        # not. They and the connection file go in the task's own runtime folder,
+        # the only one bound into the sandbox (nbclient would use the shared /tmp).
+        runtime = root / RUNTIME_DIR
+        runtime.mkdir()
+        lines += [
+            'c.KernelManager.transport = "ipc"',
+            f"c.KernelManager.connection_file = {str(runtime / 'kernel.json')!r}",
+            f"c.KernelManager.ip = {str(runtime / 'kernel-ipc')!r}",
+        ]
+    (root / "nbgrader_config.py").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def run_steps(workspace, root, steps, *, timeout=TASK_TIMEOUT, settle=SETTLE_SECONDS, attempt=1):
+    """Run nbgrader ``steps`` in ``root`` by :mod:`course_lib._nbgrader_task`.
+
+    Processes the sandbox found left behind by a kernel (and killed with its
+    PID namespace) count among the run's ``leftovers``.
+    """
+    task_id = uuid.uuid4().hex
+    spec_path = root / "task.json"
+    result_path = root / "result.json"
+    spec_path.write_text(
+        json.dumps({"root": str(root), "result": str(result_path), "steps": steps})
+    )
+    run = run_isolated(
+        [sys.executable, "-m", "course_lib._nbgrader_task", str(spec_path)],
+        cwd=root,
+        env=workspace.env(task_id, root, attempt),
+        log_path=root / "nbgrader.log",
+        timeout=timeout,
+        marker=(TASK_VAR, task_id),
+        settle=settle,
+    )
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        result = json.loads(result_path.read_text())
+        run.steps = result["steps"]
+        run.execute_timeout = result.get("execute_timeout")
+    for found in sorted((root / ".sandbox").glob(f"*{sandboxing.LEFTOVERS_SUFFIX}")):
+        with contextlib.suppress(OSError):
+            run.leftovers.extend(found.read_text().splitlines())
+    return run
+
+
+_KNOWN_ERRORS = {
+    "DeadKernelError": "the kernel died while the notebook ran",
+    "UnresponsiveKernelError": "the kernel stopped answering, even to interrupts",
+}
+
+
+def step_error(run):
+    """A one-line reason why a runner failed."""
+    if run.timed_out:
+        return "grading took longer than the task limit and was stopped"
+    for step in run.steps:
+        if not step.get("success"):
+            text = "\n".join((step.get("log") or "", step.get("error") or ""))
+            return f"nbgrader {step['action']} failed: {root_cause(text)}"
+    if not run.steps:
+        return f"the nbgrader process exited with code {run.returncode}"
+    return f"the nbgrader process stopped during {run.steps[-1]['action']}"
+
+
+def root_cause(text):
+    """The most telling error line of an nbgrader log and traceback."""
+    causes = []
+    for line in text.splitlines():
+        match = re.match(r"^\s*(?:[\w]+\.)*(\w+(?:Error|Exception|Interrupt|Exit))\b:?(.*)$", line)
+        if match and match.group(1) != "NbGraderException":
+            causes.append((match.group(1), f"{match.group(1)}:{match.group(2)}".rstrip(":")))
+    for name, line in causes:
+        if name in _KNOWN_ERRORS:
+            return f"{_KNOWN_ERRORS[name]} ({line.strip()})"
+    if causes:
+        return causes[-1][1].strip()
+    errors = [line.strip() for line in text.splitlines() if "[ERROR]" in line]
+    return errors[0] if errors else "see the log"
+
+
+def generate(workspace, course_root, lessons, db_path, prefix="release"):
+    """nbgrader generate_assignment for ``lessons`` in a temporary root.
+
+    Returns the temporary root; its ``lessons/`` folder holds the release.
+    Raises RuntimeError when nbgrader fails.
+    """
+    source = Path(course_root) / SOURCE_DIR
+    root = make_course_root(workspace, prefix, {name: source / name for name in lessons}, db_path)
+    if not lessons:
+        (root / RELEASE_DIR).mkdir()
+        return root
+    run = run_steps(workspace, root, [{"action": "generate_assignment", "assignment": "*"}])
+    if run.returncode != 0 or not run.steps or not run.steps[-1].get("success"):
+        raise RuntimeError(
+            f"nbgrader generate_assignment failed for {lessons}: "
+            f"{step_error(run)}\n{log_tail(root / 'nbgrader.log')}"
+        )
+    return root
+
+
+def log_tail(path, lines=30):
+    with contextlib.suppress(OSError):
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+def run_tasks(workspace, tasks, jobs, on_done):
+    """Run ``tasks`` (callables) ``jobs`` at a time; ``on_done(result)`` in order of completion."""
+    executor = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="grading")
+    futures = []
+    try:
+        futures = [executor.submit(task) for task in tasks]
+        for future in as_completed(futures):
+            on_done(future.result())
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        workspace.kill_all()
+        raise
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)

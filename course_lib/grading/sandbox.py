@@ -1,0 +1,315 @@
+"""The sandbox: every graded notebook's kernel runs inside bubblewrap.
+
+nbgrader, which holds the gradebooks, stays outside. Only the kernel goes in,
+and everything it starts (its cluster's controller and engines, any
+subprocess). Inside, the student's code
+
+* sees the system (``/usr``, ``/etc``, ...) and the course's Python
+  environment read-only, and of the course's code only ``course_lib/``;
+* has one writable folder, a scratch copy of the notebook's folder, at the
+  path nbgrader runs the notebook in, plus a private ``/tmp`` and ``HOME``;
+* does not see the course root (``solutions/``, ``lessons/``, ``.git``, the
+  gradebooks), the grading task's folder, other students' submissions, nor
+  the grader's ``HOME``;
+* has its own network namespace (loopback only: the lesson's cluster works on
+  127.0.0.1, nothing else is reachable) and its own PID namespace.
+
+The kernelspec's ``argv`` runs this file as a script (it imports only the
+standard library, so it starts fast), which makes the scratch copy and
+starts ``bwrap`` with the kernel inside. The kernel talks to nbgrader over
+ZeroMQ's IPC transport: Unix sockets next to the connection file, in a
+folder bound into the sandbox. The script stays as the sandbox's parent:
+when the kernel exits, any process it left behind is written down (the
+runner reports them) and killed with the whole PID namespace.
+
+Examples
+--------
+>>> problem = sandbox_problem()
+>>> problem is None or "bubblewrap" in problem
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = ["bwrap_command", "describe_host", "sandbox_problem"]
+
+#: Environment variable naming the folder where the launcher puts scratch
+#: copies and the list of processes left behind (one per grading task).
+SANDBOX_DIR_VAR = "COURSE_SANDBOX_DIR"
+#: Home of the student's code inside the sandbox.
+SANDBOX_HOME = "/tmp/home"
+#: Suffix of the files where the launcher lists processes left behind.
+LEFTOVERS_SUFFIX = ".leftovers"
+#: What the launcher prints when it cannot make the sandbox (a grading
+#: infrastructure failure, retried).
+FAILURE_PREFIX = "course sandbox:"
+
+HOW_TO_INSTALL = (
+    "install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`; Fedora/RHEL: "
+    "`dnf install bubblewrap`) and allow user namespaces (`sysctl "
+    "kernel.unprivileged_userns_clone=1` on older Debian kernels; in a container, run it "
+    "with namespaces allowed), then check with `make check-sandbox`; or grade without a "
+    "sandbox with SANDBOX=off (every row of grades.csv then says so)"
+)
+
+_SYSTEM_DIRS = ("/usr", "/etc", "/opt", "/sys")
+_SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+
+
+def _course_lib_dir():
+    return Path(__file__).resolve().parent.parent
+
+
+def _python_dirs():
+    """The folders the kernel's Python needs: the venv and its base interpreter."""
+    dirs = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}
+    dirs.add(Path(os.path.realpath(sys.executable)).parent.parent)
+    return sorted(d for d in dirs if not any(str(d).startswith(s + "/") for s in _SYSTEM_DIRS))
+
+
+def bwrap_command(command, *, workdir, scratch, runtime_dir, bwrap="bwrap"):
+    """The ``bwrap`` argv that runs ``command`` in a sandbox.
+
+    Parameters
+    ----------
+    command : list of str
+        What to run inside, for instance the kernel.
+    workdir : str or Path
+        Where the command runs, as it sees it (the notebook's folder).
+    scratch : str or Path
+        The writable copy of ``workdir``, bound at ``workdir``'s path.
+    runtime_dir : str or Path
+        Bound read-write at its own path: the kernel's connection file and
+        IPC sockets.
+    bwrap : str
+        The bubblewrap executable.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> argv = bwrap_command(["true"], workdir="/w", scratch="/s", runtime_dir="/r")
+    >>> argv[:3]
+    ['bwrap', '--unshare-all', '--die-with-parent']
+    """
+    argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session"]
+    for folder in _SYSTEM_DIRS:
+        argv += ["--ro-bind-try", folder, folder]
+    for link in _SYSTEM_LINKS:
+        if os.path.islink(link):
+            argv += ["--symlink", os.readlink(link), link]
+        elif os.path.isdir(link):
+            argv += ["--ro-bind", link, link]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--tmpfs", "/tmp"]
+    for folder in _python_dirs():
+        argv += ["--ro-bind", str(folder), str(folder)]
+    course_lib = _course_lib_dir()
+    argv += ["--ro-bind", str(course_lib), str(course_lib)]
+    data = os.environ.get("COURSE_DATA")
+    if data and os.path.isdir(data):
+        argv += ["--ro-bind", data, data]
+    argv += ["--bind", str(scratch), str(workdir)]
+    argv += ["--bind", str(runtime_dir), str(runtime_dir)]
+    argv += ["--dir", SANDBOX_HOME, "--setenv", "HOME", SANDBOX_HOME]
+    argv += ["--setenv", "IPYTHONDIR", f"{SANDBOX_HOME}/.ipython"]
+    argv += ["--setenv", "MPLCONFIGDIR", f"{SANDBOX_HOME}/.matplotlib"]
+    argv += ["--setenv", "TMPDIR", "/tmp", "--unsetenv", "JUPYTER_PATH"]
+    argv += ["--unsetenv", SANDBOX_DIR_VAR, "--chdir", str(workdir)]
+    return [*argv, *command]
+
+
+def sandbox_problem(bwrap=None):
+    """Why a sandbox cannot be made on this host, or None when it can.
+
+    Starts a real one (``bwrap`` with every namespace) and runs ``true`` in it.
+
+    Returns
+    -------
+    str or None
+        What is missing and how to install it.
+    """
+    bwrap = bwrap or shutil.which("bwrap")
+    if bwrap is None:
+        return f"bubblewrap (`bwrap`) is not on PATH: {HOW_TO_INSTALL}."
+    with tempfile.TemporaryDirectory(prefix="course-sandbox-check-") as folder:
+        argv = bwrap_command(
+            [sys.executable, "-c", "pass"],
+            workdir=folder,
+            scratch=folder,
+            runtime_dir=folder,
+            bwrap=bwrap,
+        )
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"{bwrap} could not be run ({exc}): {HOW_TO_INSTALL}."
+    if result.returncode != 0:
+        error = (result.stderr or result.stdout).strip().splitlines()
+        reason = error[-1] if error else f"exit code {result.returncode}"
+        return f"{bwrap} cannot make namespaces here ({reason}): {HOW_TO_INSTALL}."
+    return None
+
+
+def describe_host():
+    """Lines saying what of the sandbox works here (``make check-sandbox``)."""
+    bwrap = shutil.which("bwrap")
+    lines = [f"bwrap: {bwrap or 'not found on PATH'}"]
+    if bwrap:
+        version = subprocess.run([bwrap, "--version"], capture_output=True, text=True, check=False)
+        lines.append(f"version: {version.stdout.strip() or version.stderr.strip()}")
+        probe = (
+            "import os, socket; print(os.getpid(), sorted(n for _, n in socket.if_nameindex()), "
+            "os.path.exists(os.path.expanduser('~/.ssh')))"
+        )
+        with tempfile.TemporaryDirectory(prefix="course-sandbox-check-") as folder:
+            argv = bwrap_command(
+                [sys.executable, "-c", probe], workdir=folder, scratch=folder, runtime_dir=folder
+            )
+            run = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        if run.returncode == 0:
+            pid, interfaces, _ = run.stdout.strip().split(" ", 2)
+            lines.append(f"namespaces: ok (the kernel is PID {pid} of its own PID namespace)")
+            lines.append(f"network interfaces inside: {interfaces.strip()}")
+            lines.append(f"course_lib bound read-only from {_course_lib_dir()}")
+            lines.append(f"python: {', '.join(str(p) for p in _python_dirs())} read-only")
+        else:
+            lines.append(f"namespaces: FAILED ({run.stderr.strip().splitlines()[-1:]})")
+    problem = sandbox_problem()
+    lines.append("sandbox: ok" if problem is None else f"sandbox: NOT AVAILABLE: {problem}")
+    return lines
+
+
+# --------------------------------------------------------------------------
+# The kernel launcher (run as a script by the grading kernelspec)
+# --------------------------------------------------------------------------
+
+
+def _parents():
+    """``{pid: parent pid}`` of every process, read from ``/proc/PID/stat``."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z":  # a zombie has exited
+            parents[int(entry)] = int(fields[1])
+    return parents
+
+
+def _descendants(pid, depth=None):
+    """PIDs of the live descendants of ``pid``, generation by generation."""
+    parents = _parents()
+    found, generation = [], [pid]
+    while generation and (depth is None or depth > 0):
+        generation = [child for child, parent in parents.items() if parent in generation]
+        found.extend(generation)
+        depth = None if depth is None else depth - 1
+    return found
+
+
+def _describe_pid(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            args = handle.read().split(b"\0")
+        with open(f"/proc/{pid}/comm") as handle:
+            name = handle.read().strip()
+    except OSError:
+        return str(pid)
+    cmdline = " ".join(a.decode(errors="replace") for a in args[1:4] if a)
+    return f"{pid} ({name} {cmdline})".strip()
+
+
+def launch_kernel(kernel_args):
+    """Run the kernel in a sandbox; return its exit code (the launcher's ``main``).
+
+    ``kernel_args`` are ipykernel's (``-f CONNECTION_FILE ...``). The current
+    folder is the notebook's (nbgrader starts kernels there); its scratch
+    copy is made in ``$COURSE_SANDBOX_DIR``. Inside, this file runs again as
+    the kernel's parent (:func:`_watch_kernel`) and says on a pipe when the
+    kernel has exited: what is still running then was left behind.
+    """
+    workdir = Path.cwd()
+    base = Path(os.environ[SANDBOX_DIR_VAR])
+    base.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="kernel-", dir=base))
+    scratch = run_dir / "scratch"
+    shutil.copytree(workdir, scratch, symlinks=True)
+    connection = Path(kernel_args[kernel_args.index("-f") + 1]).resolve()
+    if connection.parent.parent != base.parent:
+        # Only a folder of the task's own may be bound: never a shared /tmp.
+        print(
+            f"{FAILURE_PREFIX} the connection file {connection} is not in the task's folder",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 70
+    read_fd, write_fd = os.pipe()
+    inside = [sys.executable, __file__, _INSIDE, str(write_fd), *kernel_args]
+    argv = bwrap_command(inside, workdir=workdir, scratch=scratch, runtime_dir=connection.parent)
+    try:
+        proc = subprocess.Popen(argv, pass_fds=(write_fd,), stdin=subprocess.DEVNULL)
+    except OSError as exc:
+        print(f"{FAILURE_PREFIX} bwrap could not start: {exc}", file=sys.stderr, flush=True)
+        return 70
+
+    def kill_sandbox(signum=None, frame=None):
+        # bwrap's PID 1 dies, and the kernel tears the whole PID namespace down.
+        for child in _descendants(proc.pid, depth=1):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+        if signum is not None:
+            raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, kill_sandbox)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        message = pipe.readline().split()
+    if message[:1] == ["exit"]:
+        # Under bwrap: its PID 1, under which the watcher and what was left behind.
+        left = [pid for pid in _descendants(proc.pid)[1:] if _INSIDE not in _describe_pid(pid)]
+        if left:
+            (run_dir.parent / f"{run_dir.name}{LEFTOVERS_SUFFIX}").write_text(
+                "\n".join(_describe_pid(pid) for pid in left) + "\n"
+            )
+        kill_sandbox()
+        proc.wait()
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return int(message[1])
+    returncode = proc.wait()
+    print(f"{FAILURE_PREFIX} the sandbox failed (bwrap exit code {returncode})", file=sys.stderr)
+    return 70
+
+
+def _watch_kernel(write_fd, kernel_args):
+    """Inside the sandbox: run the kernel, say when it exits, wait to be killed."""
+    kernel = subprocess.Popen([sys.executable, "-m", "ipykernel_launcher", *kernel_args])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: kernel.terminate())
+    returncode = kernel.wait()
+    with os.fdopen(write_fd, "w") as pipe:
+        pipe.write(f"exit {returncode}\n")
+    signal.pause()
+
+
+_INSIDE = "--inside-sandbox"
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == [_INSIDE]:
+        _watch_kernel(int(sys.argv[2]), sys.argv[3:])
+    else:
+        sys.exit(launch_kernel(sys.argv[1:]))

@@ -1,0 +1,161 @@
+"""``verify-exercises``: every lesson's exercises prove that they grade what they claim.
+
+The solutions and the untouched release of every lesson are graded as two
+students: the solutions must get full marks, the release zero on every
+autograded cell, the release must give nothing away, and no process may be
+left behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from course_lib.grading.autograde import check_sandbox, grade_one
+from course_lib.grading.layout import REPO_ROOT, SOURCE_DIR, prepare_lessons, select_lessons
+from course_lib.grading.leaks import release_leaks
+from course_lib.grading.releases import lesson_leaks
+from course_lib.grading.report import VerifyReport
+from course_lib.grading.runner import (
+    TASK_TIMEOUT,
+    Workspace,
+    check_jobs,
+    check_timeout,
+    generate,
+    run_tasks,
+)
+
+__all__ = ["verify_exercises"]
+
+
+def verify_exercises(
+    course_root=REPO_ROOT, lessons=None, *, jobs=None, timeout=None, verbose=True, sandbox=True
+):
+    """Prove that every lesson's exercises grade what they claim.
+
+    For every lesson, its solutions and its untouched release are graded as
+    two students, each in a grading task of its own, and
+
+    1. the solutions get full points on every autograded cell;
+    2. the untouched release gets zero on every autograded cell (no test
+       passes vacuously);
+    3. the release holds no solution code, no hidden test, no output;
+    4. no engine, controller or kernel is alive when grading ends.
+
+    Parameters
+    ----------
+    course_root : str or Path
+    lessons : list of str, optional
+        Default: every lesson in ``solutions/``.
+    jobs : int, optional
+        Notebooks graded at once; default :func:`default_jobs`.
+    timeout : float, optional
+        Seconds per cell; default ``Execute.timeout`` of ``nbgrader_config.py``.
+    verbose : bool
+    sandbox : bool
+        Grade in bubblewrap sandboxes (see :func:`course_lib.grading.grade`).
+
+    Returns
+    -------
+    VerifyReport
+    """
+    started = time.time()
+    course_root = Path(course_root).resolve()
+    selected = select_lessons(course_root, lessons)
+    jobs = check_jobs(jobs)
+    timeout = check_timeout(timeout)
+    check_sandbox(sandbox)
+    entries = {}
+    if not selected:
+        if verbose:
+            print(f"no lesson in {course_root / SOURCE_DIR}: nothing to verify")
+        return VerifyReport({}, time.time() - started)
+    workspace = Workspace(sandbox=sandbox)
+    try:
+        template_root = generate(workspace, course_root, selected, workspace.path / "template.db")
+        prepared = prepare_lessons(course_root, selected, template_root)
+        template_db = workspace.path / "template.db"
+        submissions = workspace.new_dir("students")
+        for lesson in selected:
+            for student, source in (
+                ("reference", prepared[lesson].source),
+                ("blank", prepared[lesson].release_dir),
+            ):
+                dest = submissions / student / lesson
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copytree(source, dest)
+            entries[lesson] = {"problems": []}
+
+        def task(student, lesson):
+            return lambda: grade_one(
+                workspace,
+                prepared[lesson],
+                student,
+                submissions / student / lesson,
+                template_db,
+                timeout=timeout,
+                task_timeout=TASK_TIMEOUT,
+            )
+
+        def done(result):
+            outcome, info = result
+            entries[outcome.lesson][outcome.student] = outcome
+            if info is not None and info["survivors"]:
+                entries[outcome.lesson]["problems"].append(
+                    f"processes survived SIGKILL: {info['survivors']}"
+                )
+
+        tasks = [task(s, lesson) for lesson in selected for s in ("reference", "blank")]
+        if verbose:
+            print(f"grading {len(tasks)} notebook set(s), {jobs} at a time ...")
+        run_tasks(workspace, tasks, jobs, done)
+        for lesson in selected:
+            entry = entries[lesson]
+            entry["problems"].extend(_verify_problems(entry, timeout))
+            for problem in release_problems(prepared[lesson]):
+                entry["problems"].append(f"fresh release {problem}")
+            entry["problems"].extend(lesson_leaks(course_root, lesson))
+    finally:
+        workspace.kill_all()
+        workspace.cleanup()
+    report = VerifyReport(entries, time.time() - started, workspace.run_id)
+    if verbose:
+        print(report.table())
+    return report
+
+
+def release_problems(prepared):
+    problems = []
+    for name in prepared.notebooks:
+        for problem in release_leaks(prepared.source / name, prepared.release_dir / name):
+            problems.append(f"{name} {problem}")
+    return problems
+
+
+def _verify_problems(entry, timeout):
+    problems = []
+    ref, blank = entry["reference"], entry["blank"]
+    for who, outcome in (("solutions", ref), ("release", blank)):
+        if outcome.status != "graded":
+            problems.append(f"the {who} could not be graded: {outcome.message}")
+            continue
+        if outcome.leftovers:
+            problems.append(f"grading the {who} left processes behind: {outcome.leftovers}")
+        for note in outcome.notes:
+            if not note.startswith("to grade by hand") and "left after grading" not in note:
+                problems.append(f"grading the {who}: {note}")
+    if not ref.cells:
+        problems.append("no autograded test cell")
+    for cell, (score, maximum) in sorted(ref.cells.items()):
+        if score != maximum:
+            problems.append(f"the solutions get {score} of {maximum} points on {cell}")
+    for cell, (score, maximum) in sorted(blank.cells.items()):
+        if score:
+            problems.append(
+                f"the untouched release gets {score} of {maximum} points on {cell}: "
+                f"its test passes without an answer"
+            )
+    if ref.manual:
+        problems.append(f"cells need grading by hand: {', '.join(ref.manual)}")
+    return problems
