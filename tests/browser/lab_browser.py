@@ -21,6 +21,8 @@ from pathlib import Path
 
 import psutil
 
+from course_lib._processes import alive, process_tree, wait_gone
+
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("COURSE_CHROMIUM", "/usr/bin/chromium"))
 HOW_TO_ENABLE = (
@@ -60,32 +62,6 @@ def record_artifact(path):
 
 # ----------------------------------------------------------------------------------------
 # Processes: stop a family by PID, never by name.
-
-
-def family_of(pid):
-    """``pid`` and all its live descendants, as psutil processes."""
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return []
-
-
-def _alive(proc):
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def wait_gone(processes, timeout):
-    """Wait until every process has exited; return those still alive."""
-    deadline = time.monotonic() + timeout
-    alive = [p for p in processes if _alive(p)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.1)
-        alive = [p for p in alive if _alive(p)]
-    return alive
 
 
 def kill_survivors(processes, grace=STOP_GRACE):
@@ -181,9 +157,9 @@ class Lab:
     def remember_family(self):
         """Note every process of the server's family (kernels, engines) by PID."""
         if self.proc is not None:
-            for proc in family_of(self.proc.pid):
+            for proc in process_tree(self.proc.pid):
                 self.pids.add(proc.pid)
-            return family_of(self.proc.pid)
+            return process_tree(self.proc.pid)
         return []
 
     def stop(self):
@@ -251,7 +227,7 @@ class Browser:
     def remember_family(self):
         family = []
         for child in getattr(self, "_ours", []):
-            family.extend(family_of(child.pid))
+            family.extend(process_tree(child.pid))
         self.pids.update(p.pid for p in family)
         return family
 
@@ -265,6 +241,6 @@ class Browser:
                 self._playwright.stop()
         for proc in family:  # the driver first asked nicely; now by PID
             with contextlib.suppress(psutil.Error):
-                if _alive(proc):
+                if alive(proc):
                     proc.terminate()
         return kill_survivors(family, grace=5)[1]

@@ -176,11 +176,4 @@ def test_lesson_opens_unmodified_and_a_second_setup_keeps_one_cluster(browser, l
         raise
     family = set(lab.pids)
     assert not lab.stop()
-    assert not [pid for pid in family if psutil.pid_exists(pid) and _alive(pid)]
-
-
-def _alive(pid):
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+    assert not [pid for pid in family if alive(pid)]
