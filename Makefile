@@ -58,7 +58,7 @@ LESSON_ARGS = $(if $(LESSONS),--lessons $(LESSONS))
 JOB_ARGS = $(if $(JOBS),--jobs $(JOBS)) --sandbox $(SANDBOX)
 
 release: $(STAMP)
-	$(GRADING) release $(LESSON_ARGS)
+	$(GRADING) release $(LESSON_ARGS) $(if $(PRUNE),--prune)
 
 check-release: $(STAMP)
 	$(GRADING) check-release $(LESSON_ARGS)

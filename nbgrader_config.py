@@ -38,3 +38,9 @@ c.Execute.extra_arguments = ["--InteractiveShell.xmode=Minimal"]
 
 # Feedback never shows hidden tests (nbgrader's default feedback does).
 c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, ClearHiddenTests]
+
+# Released quiz cells keep their `answer = ...` line instead of nbgrader's
+# `raise NotImplementedError()`: an unanswered quiz prints one line, no traceback.
+from course_lib._quiz_release import use_quiz_stubs  # noqa: E402
+
+use_quiz_stubs(c)

@@ -8,11 +8,13 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
 import numbers
 import os
+import warnings
 from pathlib import Path
 
 import ipyparallel
@@ -168,7 +170,19 @@ def _check_scoring(estimator, scoring):
             f"scoring must be None, a metric name or a callable scorer, but got "
             f"{scoring!r}: a search ranks by one metric."
         )
-    check_scoring(estimator, scoring=scoring)  # unknown metric names raise here
+    try:
+        check_scoring(estimator, scoring=scoring)
+    except ValueError as error:  # sklearn's message names check_scoring and lists ~60 names
+        if not isinstance(scoring, str):
+            raise
+        from sklearn.metrics import get_scorer_names
+
+        close = difflib.get_close_matches(scoring, get_scorer_names(), n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(
+            f"scoring == {scoring!r} is not a metric name scikit-learn knows.{hint} "
+            f"sklearn.metrics.get_scorer_names() lists them all."
+        ) from error
     return scoring
 
 
@@ -317,6 +331,27 @@ def _fingerprint(strategy, estimator, candidates, split_paths, rounds, settings)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _check_journal_path(journal):
+    """The journal's absolute path: a file, or a new name in an existing folder."""
+    if not isinstance(journal, (str, os.PathLike)):
+        raise TypeError(
+            f"journal must be a file path (str or path-like), but got {journal!r} "
+            f"(of type {type(journal).__name__})."
+        )
+    path = Path(journal).expanduser().resolve()
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"journal == {str(journal)!r} is a folder: give a file path, e.g. "
+            f"{str(Path(journal) / 'search.jsonl')!r}."
+        )
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"journal == {str(journal)!r}: its folder {str(path.parent)!r} does not exist. "
+            f"Create it first, or give a path in an existing folder."
+        )
+    return path
+
+
 def _task_key(record):
     return (record["round"], record["candidate"], record["split"])
 
@@ -324,30 +359,41 @@ def _task_key(record):
 class _Journal:
     """Append-only JSON lines: a header, then one result per line.
 
-    Opening an existing journal checks its header, keeps the complete lines
-    and cuts off a torn last line (a crash in the middle of a write), so
-    that the next record starts on a line of its own.
+    Only an empty file, or a journal of the *same* search, is ever written
+    to: anything else is refused before the file is opened for writing,
+    whatever its last byte. Opening a journal of this search keeps its
+    complete lines and cuts off a torn last line (a crash in the middle of a
+    write), with a warning that says how many bytes went, so that the next
+    record starts on a line of its own.
     """
 
     def __init__(self, path, header):
-        self.path = Path(path).expanduser().resolve()
+        self.path = _check_journal_path(path)
         self.records = []
-        fresh = True
-        if self.path.exists():
-            data = self.path.read_bytes()
-            complete = data[: data.rfind(b"\n") + 1]
+        data = self.path.read_bytes() if self.path.exists() else b""
+        complete = data[: data.rfind(b"\n") + 1]
+        if data:
+            # The first line decides, complete or not: a file of another
+            # kind is refused whether or not it ends with a newline.
+            first = data.split(b"\n", 1)[0]
+            self._check_header(first, header)
             lines = complete.splitlines()
-            if lines:
-                self._check_header(lines[0], header)
-                self.records = [self._parse(line, n) for n, line in enumerate(lines[1:], 2)]
-                fresh = False
-            if len(complete) < len(data):
-                with open(self.path, "r+b") as file:
-                    file.truncate(len(complete))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.records = [self._parse(line, n) for n, line in enumerate(lines[1:], 2)]
+        if complete and len(complete) < len(data):
+            warnings.warn(
+                f"journal {str(self.path)!r}: removed a torn last line of "
+                f"{len(data) - len(complete)} bytes (a write cut short); its task runs again.",
+                UserWarning,
+                stacklevel=4,
+            )
+            with open(self.path, "r+b") as file:
+                file.truncate(len(complete))
         self._file = open(self.path, "a", encoding="utf-8")  # closed by close()
-        if fresh:
-            self.append(header)
+        if not complete:
+            if data:  # the header of this very search, cut before its newline
+                self._file.write("\n")
+            else:
+                self.append(header)
 
     def _check_header(self, line, header):
         try:
@@ -355,17 +401,18 @@ class _Journal:
         except ValueError:
             found = None
         if not isinstance(found, dict) or found.get("format") != JOURNAL_FORMAT:
+            start = line[:80].decode("utf-8", "replace")
             raise ValueError(
                 f"journal {str(self.path)!r} is not a search journal (its first line is "
-                f"{line[:80]!r}). Give a new path."
+                f"{start!r}): it was left unchanged. Give a new path, or an empty file."
             )
         if found.get("fingerprint") != header["fingerprint"]:
             raise ValueError(
                 f"journal {str(self.path)!r} was written by another search: its "
                 f"estimator, parameter space, splits or settings differ from this one's "
                 f"(fingerprint {found.get('fingerprint', '?')[:12]}, this search "
-                f"{header['fingerprint'][:12]}). Give a new journal path, or delete the "
-                f"file to start over."
+                f"{header['fingerprint'][:12]}); it was left unchanged. Give a new journal "
+                f"path, or delete the file yourself to start over."
             )
 
     def _parse(self, line, line_number):

@@ -20,6 +20,8 @@ import os
 import numpy as np
 import scipy.sparse as sp
 
+from course_lib._validation import check_file, raise_remote_file_not_found
+
 __all__ = ["average_linear_models", "fit_partition", "train_on_partitions"]
 
 
@@ -65,10 +67,10 @@ def average_linear_models(models):
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
 
-    if isinstance(models, BaseEstimator) or not hasattr(models, "__iter__"):
+    if isinstance(models, (BaseEstimator, str, bytes)) or not hasattr(models, "__iter__"):
         raise TypeError(
-            f"models must be a list of fitted models, but got {type(models).__name__}; "
-            "a single model needs to be wrapped in a list."
+            f"models must be a list of fitted models, but got {models!r} (of type "
+            f"{type(models).__name__}); a single model needs to be wrapped in a list."
         )
     models = list(models)
     if not models:
@@ -181,11 +183,7 @@ def train_on_partitions(view, csv_path, n_partitions, make_model, vectorizer, ma
             "view must be an ipyparallel view (client[:] or client.load_balanced_view()), "
             f"but got {view!r} (of type {type(view).__name__})."
         )
-    if not isinstance(csv_path, (str, os.PathLike)):
-        raise TypeError(
-            f"csv_path must be a file path (str or path-like), but got {csv_path!r} "
-            f"(of type {type(csv_path).__name__})."
-        )
+    check_file(csv_path, "csv_path", hint=" Every engine must see the file at that path.")
     csv_path = os.fspath(csv_path)
     if isinstance(n_partitions, bool) or not isinstance(n_partitions, numbers.Integral):
         raise TypeError(f"n_partitions must be a positive int, but got {n_partitions!r}.")
@@ -217,11 +215,8 @@ def train_on_partitions(view, csv_path, n_partitions, make_model, vectorizer, ma
     )
     try:
         return list(result.get())
-    except ipyparallel.error.CompositeError as exc:
-        _raise_file_not_found(exc, csv_path)
-        raise
-    except ipyparallel.error.RemoteError as exc:
-        _raise_file_not_found(exc, csv_path)
+    except (ipyparallel.error.CompositeError, ipyparallel.error.RemoteError) as exc:
+        raise_remote_file_not_found(exc, "csv_path", csv_path)
         raise
 
 
@@ -275,17 +270,3 @@ def _check_stateless(vectorizer):
             "give every model different features, and they could not be averaged. Use a "
             "stateless one, course_lib.text.make_hashing_vectorizer(), or fit it first."
         ) from None
-
-
-def _raise_file_not_found(error, csv_path):
-    """Turn an engine's FileNotFoundError into a local, readable one."""
-    errors = getattr(error, "elist", None) or [
-        (error.ename, error.evalue, error.traceback, error.engine_info)
-    ]
-    for ename, evalue, _, engine_info in errors:
-        if ename == "FileNotFoundError":
-            engine = (engine_info or {}).get("engine_id", "?")
-            raise FileNotFoundError(
-                f"Engine {engine} could not open csv_path {csv_path!r}: every engine must "
-                f"see the file at that path (copy it to each host). The engine said: {evalue}"
-            ) from error

@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime
+import filecmp
 import functools
+import logging
 import numbers
 import os
 import shutil
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from course_lib import _tweet_words as _words
 from course_lib._validation import check_int
 
 __all__ = [
@@ -88,8 +91,25 @@ def get_data_home(data_home=None):
             f"(of type {type(data_home).__name__})."
         )
     folder = Path(data_home).expanduser()
+    _check_no_file_above(folder, "data_home", data_home)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(
+            f"data_home == {str(data_home)!r} is a file, not a folder: give a folder path."
+        )
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def _check_no_file_above(path, name, value):
+    """NotADirectoryError naming ``name`` if a parent of ``path`` is a file."""
+    for parent in Path(path).absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(
+                    f"{name} == {str(value)!r} lies under {str(parent)!r}, which is a file, "
+                    f"not a folder: give a path in a folder."
+                )
+            return
 
 
 # ---------------------------------------------------------------------------
@@ -103,7 +123,9 @@ def fetch_sentiment140(data_home=None, *, url=None, sha256=SENTIMENT140_SHA256):
     The archive is downloaded with pooch into ``<data_home>/sentiment140``,
     its SHA-256 checked, and its two CSV files unpacked next to it; the
     archive is then deleted. Later calls find the CSV files and use no network.
-    A download that fails, or whose checksum is wrong, leaves nothing behind.
+    A download that fails, whose checksum is wrong or that is not a zip
+    archive with the two files leaves nothing behind: the partial archive is
+    deleted, and the error says so.
 
     The training file has 1.6 million tweets, sorted by polarity: 800,000
     negative (0) then 800,000 positive (4), labelled by the emoticons they
@@ -153,11 +175,28 @@ def fetch_sentiment140(data_home=None, *, url=None, sha256=SENTIMENT140_SHA256):
     paths = tuple(folder / _SENTIMENT140_MEMBERS[key] for key in ("train", "test"))
     if all(path.is_file() for path in paths):
         return paths
+    archive = folder / _SENTIMENT140_ARCHIVE
+    existed = folder.exists()
+    try:
+        _download_and_unpack(url, sha256, archive, paths)
+    except BaseException:
+        # Failed downloads leave nothing: the partial archive is deleted
+        # (each message says so), and so is the folder if this call made it.
+        if not existed:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty
+        raise
+    return paths
 
+
+def _download_and_unpack(url, sha256, archive, paths):
     import pooch
     import requests
 
-    archive = folder / _SENTIMENT140_ARCHIVE
+    folder = archive.parent
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # no "Downloading data from ..." on stderr
     try:
         pooch.retrieve(
             url,
@@ -167,12 +206,13 @@ def fetch_sentiment140(data_home=None, *, url=None, sha256=SENTIMENT140_SHA256):
             progressbar=True,
         )
     except requests.exceptions.RequestException as exc:
+        archive.unlink(missing_ok=True)
         raise ConnectionError(
-            f"Could not download Sentiment140 from {url}: {exc}. Check the network, or "
-            f"download the archive yourself and save it as {archive}, or set "
-            f"{SENTIMENT140_URL_ENV} to a mirror. With no network at all, "
-            "course_lib.datasets.make_tweet_corpus(n_samples) writes a tweet-like corpus "
-            "in the same layout, offline."
+            f"Could not download Sentiment140 from {url} ({_short_reason(exc)}), so "
+            f"nothing was written; check the network, save the archive yourself as "
+            f"{archive}, set {SENTIMENT140_URL_ENV} to a mirror, or work offline with "
+            f"course_lib.datasets.make_tweet_corpus(n_samples), which writes "
+            f"look-alike tweets in the same layout."
         ) from exc
     except ValueError as exc:
         if "hash" not in str(exc).lower():
@@ -182,18 +222,40 @@ def fetch_sentiment140(data_home=None, *, url=None, sha256=SENTIMENT140_SHA256):
             f"is not {sha256}. It was deleted. If you trust this source, pass its "
             f"checksum as sha256=... ({exc})"
         ) from exc
+    finally:
+        logger.setLevel(level)
     try:
         _extract_members(archive, paths)
+    except zipfile.BadZipFile as exc:
+        raise ValueError(
+            f"The file downloaded from {url} (saved as {archive}) is not a zip archive, "
+            f"so it is not the Sentiment140 archive; it was deleted, and nothing was "
+            f"unpacked. Check url (or {SENTIMENT140_URL_ENV}) and sha256."
+        ) from exc
     finally:
         archive.unlink(missing_ok=True)
-    return paths
+
+
+def _short_reason(exc):
+    """Why a download failed, in a few words, from a ``requests`` exception."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.HTTPError) and exc.response is not None:
+        return f"the server answered {exc.response.status_code} {exc.response.reason}"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "the server did not answer in time"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return "no connection to the server: no network, or the host cannot be reached"
+    return type(exc).__name__
 
 
 def _check_url(url):
+    name = "url"
     if url is None:
+        name = f"the {SENTIMENT140_URL_ENV} environment variable"
         url = os.environ.get(SENTIMENT140_URL_ENV) or SENTIMENT140_URL
     if not isinstance(url, str) or not url.startswith(("http://", "https://", "ftp://")):
-        raise ValueError(f"url must be an http(s) or ftp URL, but got {url!r}.")
+        raise ValueError(f"{name} must be an http(s) or ftp URL, but got {url!r}.")
     return url
 
 
@@ -212,7 +274,8 @@ def _extract_members(archive, destinations):
         missing = [path.name for path in destinations if path.name not in zipped.namelist()]
         if missing:
             raise ValueError(
-                f"The archive has no file {missing}: it is not the Sentiment140 archive."
+                f"The archive {str(archive)!r} has no file {missing}: it is not the "
+                f"Sentiment140 archive. It was deleted, and nothing was unpacked."
             )
         for path in destinations:
             with zipped.open(path.name) as source, _atomic_file(path, "wb") as target:
@@ -220,10 +283,12 @@ def _extract_members(archive, destinations):
 
 
 @contextlib.contextmanager
-def _atomic_file(destination, mode, **open_kwargs):
+def _atomic_file(destination, mode, overwrite=True, **open_kwargs):
     """Write into a temporary file next to ``destination``, then rename it.
 
     Readers never see a half-written file, even when writing is interrupted.
+    With ``overwrite=False``, an existing ``destination`` is kept when it has
+    the very bytes written, and refused (left unchanged) when it differs.
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -231,6 +296,14 @@ def _atomic_file(destination, mode, **open_kwargs):
     try:
         with open(fd, mode, **open_kwargs) as handle:
             yield handle
+        if not overwrite and destination.exists():
+            if not filecmp.cmp(tmp, destination, shallow=False):
+                raise FileExistsError(
+                    f"path == {str(destination)!r} already holds another file, which was "
+                    f"left unchanged: pass overwrite=True to replace it, or give a new path."
+                )
+            os.unlink(tmp)  # the same bytes are already there
+            return
         os.replace(tmp, destination)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -238,56 +311,29 @@ def _atomic_file(destination, mode, **open_kwargs):
         raise
 
 
+def _check_csv_start(path, given):
+    """FileExistsError, before any work, if ``path`` cannot be a corpus of this module."""
+    with open(path, "rb") as file:
+        start = file.read(5)
+    if start not in (b'"0","', b'"2","', b'"4","'):
+        raise FileExistsError(
+            f"path == {str(given)!r} already holds a file that is not a tweet corpus "
+            f"(it starts with {start!r}), which was left unchanged: pass overwrite=True "
+            f"to replace it, or give a new path."
+        )
+
+
 # ---------------------------------------------------------------------------
 # The offline look-alike
 # ---------------------------------------------------------------------------
 
 # Bump when the generator changes: cached corpora carry it in their file name.
-_CORPUS_VERSION = 1
+_CORPUS_VERSION = 2
 # The "language" (vocabulary, word frequencies, how each word leans) is the
 # same for every random_state, so that corpora drawn with different seeds can
 # train and test the same model.
 _LANGUAGE_SEED = 2009
 
-_FUNCTION_WORDS = """
-i the to a my and is it in for you of on me so have that just at with be now was
-get up all out this go do what are am will your we can its im about there how got
-one from when if her he she they them some back time know see think going been an
-or as by our had here still then off more would his new really well much want need
-gonna night tomorrow morning home today day u ur tonight yeah oh lol haha right
-""".split()
-
-_TOPIC_WORDS = """
-work school class music movie game phone car dog cat coffee lunch dinner bed house
-beach twitter tweet facebook iphone show song album concert tv book city bus train
-weather sun food pizza mom dad sister brother baby boyfriend girlfriend friend team
-office meeting boss job money shopping store mall gym run walk hair shoes dress room
-kitchen garden park trip flight airport hotel vacation week weekend sunday monday
-friday saturday exam exams homework test paper project email computer laptop internet
-video youtube photo pics blog radio band tour tickets church wedding graduation
-""".split()
-
-_POSITIVE_WORDS = """
-love good great happy thanks thank awesome fun best nice glad amazing cool enjoy
-enjoyed excited yay beautiful wonderful sweet perfect hope smile laugh congrats
-welcome cute funny proud lovely brilliant fantastic yummy win won ready finally
-sunshine relaxing blessed hugs party friends birthday summer excellent favorite
-loving hehe woohoo xoxo rocks super fab thx like
-""".split()
-
-_NEGATIVE_WORDS = """
-sad miss sorry bad hate sick tired bored ugh hurts lost worst sucks poor headache
-cry crying stupid broke broken fail failed annoying upset lonely pain sore damn hurt
-missing sadly unfortunately terrible horrible awful scared worried stressed exhausted
-ill died rip gone wrong problem hungry cold rain raining late boring disappointed
-angry fml sigh cancelled flu sucked missed
-""".split()
-
-_NEGATIONS = ["not", "dont", "don't", "cant", "can't", "never", "no", "isn't", "wasn't"]
-
-_ONSETS = "b c d f g h j k l m n p r s t v w y z br ch cl dr fl gr pl sh sl st th tr".split()
-_VOWELS = "a e i o u ai ea oo ou".split()
-_CODAS = ["", "", "", "", "", "n", "r", "s", "t", "ll", "ng", "ck", "rd", "st"]
 
 _LINK_HOSTS = ["bit.ly", "tinyurl.com", "twitpic.com", "is.gd", "ow.ly"]
 _LINK_CHARS = np.array(list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
@@ -295,65 +341,69 @@ _ENDINGS = ["", "", "", "", "!", "!!", ".", "...", "?", " ..", "!!!"]
 
 
 class _Language:
-    """Vocabulary, word frequencies and sentiment of the synthetic tweets."""
+    """Vocabulary, word frequencies and sentiment of the synthetic tweets.
 
-    n_synthetic_words = 12_000
+    Every word of a tweet is a real English word (:mod:`course_lib._tweet_words`);
+    only user names, links and their codes are made up, as on Twitter.
+    """
+
     n_users = 20_000
     zipf_exponent = 1.05
-    # Standard deviation of how much a topic word leans to one polarity: a
-    # weak signal spread over many words, as in real tweets.
+    # Standard deviation of how much an everyday word leans to one polarity:
+    # a weak signal spread over many words, as in real tweets.
     topic_lean = 0.9
 
     def __init__(self, seed):
         rng = np.random.default_rng(seed)
-        synthetic = self._invent_words(rng, self.n_synthetic_words, exclude=set())
-        known = set(_FUNCTION_WORDS) | set(_TOPIC_WORDS) | set(synthetic)
-        known |= set(_POSITIVE_WORDS) | set(_NEGATIVE_WORDS)
-        self.words = np.array(_FUNCTION_WORDS + _TOPIC_WORDS + synthetic, dtype=object)
+        sentiment = set(_words.POSITIVE_WORDS) | set(_words.NEGATIVE_WORDS)
+        function = list(dict.fromkeys(_words.FUNCTION_WORDS))
+        everyday = [
+            w
+            for w in dict.fromkeys(_words.EVERYDAY_WORDS)
+            if w not in sentiment and w not in function
+        ]
+        known = set(function) | set(everyday) | sentiment
+        self.words = np.array(function + everyday, dtype=object)
         ranks = np.arange(1, len(self.words) + 1)
         zipf = 1.0 / (ranks + 2.7) ** self.zipf_exponent
         lean = rng.normal(0.0, self.topic_lean, size=len(self.words))
-        lean[: len(_FUNCTION_WORDS)] = 0.0
+        lean[: len(function)] = 0.0
         self.word_cdf = {
             sign: np.cumsum(zipf * np.exp(sign * lean / 2) / np.sum(zipf * np.exp(sign * lean / 2)))
             for sign in (-1, 1)
         }
         self.sentiment_words = {
-            -1: np.array(_NEGATIVE_WORDS, dtype=object),
-            1: np.array(_POSITIVE_WORDS, dtype=object),
+            -1: np.array(_words.NEGATIVE_WORDS, dtype=object),
+            1: np.array(_words.POSITIVE_WORDS, dtype=object),
         }
-        handles = self._invent_words(rng, self.n_users, exclude=known, syllables=(0, 0.6, 0.4))
-        digits = rng.integers(0, 1000, size=len(handles))
-        style = rng.random(len(handles))
-        self.users = np.array(
-            [
-                h + (str(d) if s < 0.4 else "") if s < 0.8 else f"_{h}_"
-                for h, d, s in zip(handles, digits, style, strict=True)
-            ],
-            dtype=object,
-        )
+        self.users = self._user_names(rng, everyday, self.n_users, exclude=known)
         user_zipf = 1.0 / np.arange(1, len(self.users) + 1) ** 0.8
         self.user_cdf = np.cumsum(user_zipf / user_zipf.sum())
-        self.hashtags = np.array(["#" + w for w in self.words[len(_FUNCTION_WORDS) :][:300]])
+        self.hashtags = np.array(["#" + w for w in everyday[:300]])
 
     @staticmethod
-    def _invent_words(rng, n_words, exclude, syllables=(0.45, 0.45, 0.1)):
-        """``n_words`` distinct pronounceable words, none of them in ``exclude``."""
-        words, seen = [], set(exclude)
-        while len(words) < n_words:
-            n_draws = 2 * (n_words - len(words))
-            lengths = rng.choice(len(syllables), size=n_draws, p=syllables) + 1
-            parts = [
-                rng.choice(pieces, size=(n_draws, len(syllables))).tolist()
-                for pieces in (_ONSETS, _VOWELS, _CODAS)
-            ]
-            for length, onsets, vowels, codas in zip(lengths.tolist(), *parts, strict=True):
-                pieces = zip(onsets[:length], vowels[:length], codas[:length], strict=True)
-                word = "".join(o + v + c for o, v, c in pieces)
-                if len(word) > 2 and word not in seen:
-                    seen.add(word)
-                    words.append(word)
-        return words[:n_words]
+    def _user_names(rng, words, n_users, exclude):
+        """``n_users`` distinct handles made of real words: "pizzalover", "green_tea22"."""
+        users, seen = [], set(exclude)
+        while len(users) < n_users:
+            n_draws = 2 * (n_users - len(users))
+            firsts = rng.choice(words, size=n_draws).tolist()
+            seconds = rng.choice(words, size=n_draws).tolist()
+            digits = rng.integers(0, 1000, size=n_draws).tolist()
+            styles = rng.random(n_draws).tolist()
+            for a, b, d, style in zip(firsts, seconds, digits, styles, strict=True):
+                if a == b:
+                    continue
+                if style < 0.4:
+                    name = f"{a}{b}{d}"
+                elif style < 0.7:
+                    name = f"{a}_{b}"
+                else:
+                    name = f"{a}{b}"
+                if name not in seen:
+                    seen.add(name)
+                    users.append(name)
+        return np.array(users[:n_users], dtype=object)
 
 
 @functools.lru_cache(maxsize=1)
@@ -361,12 +411,12 @@ def _language():
     return _Language(_LANGUAGE_SEED)
 
 
-def make_tweet_corpus(n_samples, *, random_state=0, path=None):
+def make_tweet_corpus(n_samples, *, random_state=0, path=None, overwrite=False):
     """Write an offline tweet-like corpus in Sentiment140's CSV layout.
 
-    Each tweet mixes frequent function words, topic words drawn from a
-    Zipf-distributed vocabulary of about 12,000 words (each leaning slightly
-    to one polarity), and a few sentiment-bearing words; some of those come
+    Each tweet mixes frequent function words, everyday words drawn from a
+    Zipf-distributed vocabulary of about 800 real English words (each leaning
+    slightly to one polarity), and a few sentiment-bearing words; some of those come
     from the other polarity (``"miss you"`` in a happy tweet), some negated
     (``"not happy"``), as in real tweets. Tweets also carry mentions, links,
     hashtags, stretched words (``"sooo"``) and capitals, and 6% of them read
@@ -386,15 +436,27 @@ def make_tweet_corpus(n_samples, *, random_state=0, path=None):
     random_state : int, default=0
         Seed; the same seed and ``n_samples`` give the same file.
     path : str or path-like, optional
-        Where to write the CSV file (replaced if it exists). Default: a file
-        in ``<data home>/tweet_corpus`` (see :func:`get_data_home`), written
-        on the first call and reused afterwards.
+        Where to write the CSV file; its folder is created if missing.
+        Default: a file in ``<data home>/tweet_corpus`` (see
+        :func:`get_data_home`), written on the first call and reused
+        afterwards.
+    overwrite : bool, default=False
+        Replace a file already at ``path`` that holds something else. Without
+        it, a file with exactly the corpus asked for is kept as is (a cell
+        run again), and any other file is refused and left unchanged.
 
     Returns
     -------
     pathlib.Path
         The CSV file: columns :data:`FIELDNAMES`, every field quoted, no
         header, latin-1.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` holds another file and ``overwrite`` is False.
+    IsADirectoryError, NotADirectoryError
+        If ``path`` is a folder, or lies under a file.
 
     See Also
     --------
@@ -433,12 +495,22 @@ def make_tweet_corpus(n_samples, *, random_state=0, path=None):
             f"path must be a file path (str or path-like), but got {path!r} "
             f"(of type {type(path).__name__})."
         )
-    path = Path(path)
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be True or False, but got {overwrite!r}.")
+    given, path = path, Path(path).expanduser()
+    _check_no_file_above(path, "path", given)
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"path == {str(given)!r} is a folder: give a file path, e.g. "
+            f"{str(path / 'tweets.csv')!r}."
+        )
     rng = np.random.default_rng(random_state)
     n_neutral = int(rng.binomial(n_samples, 0.01))
     n_negative = int(rng.binomial(n_samples - n_neutral, 0.5))
     n_positive = n_samples - n_neutral - n_negative
-    with _atomic_file(path, "w", encoding="latin-1", newline="") as handle:
+    if path.exists() and not overwrite:
+        _check_csv_start(path, given)
+    with _atomic_file(path, "w", overwrite, encoding="latin-1", newline="") as handle:
         writer = csv.writer(handle, quoting=csv.QUOTE_ALL, lineterminator="\n")
         for polarity, count in ((0, n_negative), (2, n_neutral), (4, n_positive)):
             # Ids and dates increase within each polarity, as in the real file.
@@ -555,7 +627,7 @@ def _sentiment_tokens(rng, sign, n_tokens):
     kind = rng.random(n_tokens)
     negated = kind < _NEGATED
     misleading = (kind >= _NEGATED) & (kind < _NEGATED + _MISLEADING)
-    negations = rng.choice(_NEGATIONS, size=int(negated.sum())).astype(object)
+    negations = rng.choice(_words.NEGATIONS, size=int(negated.sum())).astype(object)
     tokens[negated] = negations + " " + other[rng.integers(0, len(other), size=negated.sum())]
     tokens[misleading] = other[rng.integers(0, len(other), size=misleading.sum())]
     return tokens

@@ -205,6 +205,11 @@ def _check_interval(interval):
     return float(interval)
 
 
+def _check_sample_by_pid(sample_by_pid):
+    if sample_by_pid not in (None, True, False):
+        raise TypeError(f"sample_by_pid must be None, True or False, not {sample_by_pid!r}.")
+
+
 class MemoryMonitor:
     """Sample memory in a background thread while a block runs.
 
@@ -255,6 +260,11 @@ class MemoryMonitor:
     """
 
     def __init__(self, client=None, interval=0.1, *, sample_by_pid=None):
+        # Checked here, at the door, and again on entry (attributes can change).
+        if client is not None:
+            _as_direct_view(client, name="client")
+        _check_interval(interval)
+        _check_sample_by_pid(sample_by_pid)
         self.client = client
         self.interval = interval
         self.sample_by_pid = sample_by_pid
@@ -267,10 +277,7 @@ class MemoryMonitor:
 
     def __enter__(self):
         self.interval = _check_interval(self.interval)
-        if self.sample_by_pid not in (None, True, False):
-            raise TypeError(
-                f"sample_by_pid must be None, True or False, not {self.sample_by_pid!r}."
-            )
+        _check_sample_by_pid(self.sample_by_pid)
         if self._thread is not None:
             raise RuntimeError("This MemoryMonitor has already been used: create a new one.")
         self._local, self._remote, self._entry_uss = {}, [], {}

@@ -55,6 +55,7 @@ from course_lib._search_plan import (
     JOURNAL_VERSION,
     STRATEGIES,
     _check_estimator,
+    _check_journal_path,
     _check_params_exist,
     _check_scoring,
     _check_split_paths,
@@ -303,8 +304,7 @@ def launch_search(
         settings["resource"] = resource
     header = None
     if journal is not None:
-        if not isinstance(journal, (str, os.PathLike)):
-            raise TypeError(f"journal must be a path, but got {journal!r}.")
+        journal = _check_journal_path(journal)
         if n_iter is not None and not isinstance(random_state, numbers.Integral):
             raise ValueError(
                 f"random_state == {random_state!r}: a journal can only resume a random "
@@ -398,12 +398,15 @@ class SearchRun:
         self._aborted = False
         self._journal = None
         self._journaled = {}
+        self._n_restored = 0  # tasks taken from the journal, never run here
+        self._started_at = self._ended_at = None  # time.time() of launch and end
         self.journal_error = None
         self.collector_error = None
 
     # -- running ----------------------------------------------------------
 
     def _start(self, journal, header):
+        self._started_at = time.time()
         if journal is not None:
             self._journal = _Journal(journal, header)
             self._journaled = {_task_key(r): r for r in self._journal.records}
@@ -445,6 +448,7 @@ class SearchRun:
                     self._submit(key)
                 else:
                     self._records[key] = {**stored, "params": self.candidates[candidate]}
+                    self._n_restored += 1
 
     def _submit(self, key, attempt=0):
         index, candidate, split = key
@@ -536,6 +540,7 @@ class SearchRun:
                 self.journal_error = f"journal writes stopped: {error!r}"
 
     def _finish(self):
+        self._ended_at = time.time()
         if self._journal is not None:
             self._journal.close()
         self._finished.set()
@@ -587,11 +592,7 @@ class SearchRun:
         ):
             raise ValueError(f"timeout == {timeout!r}, must be None or a number of seconds >= 0.")
         deadline = None if timeout is None else time.monotonic() + timeout
-        bar = None
-        if progress_bar:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.n_tasks, desc=f"{self.strategy} search", unit="task")
+        bar = self._progress_bar() if progress_bar else None
         try:
             while True:
                 step = 0.2 if deadline is None else min(0.2, max(0.0, deadline - time.monotonic()))
@@ -603,7 +604,30 @@ class SearchRun:
                     return ended
         finally:
             if bar is not None:
+                if self._ended_at is not None:
+                    # Show the search's own duration, not the time since it ended.
+                    bar.start_t = time.time() - (self._ended_at - self._started_at)
                 bar.close()
+
+    def _progress_bar(self):
+        """A tqdm bar timed from the launch, not from this call to ``wait``.
+
+        A search often runs while the notebook does something else; a bar
+        timed from ``wait`` would divide every task done by the few
+        milliseconds since, and show "00:00, 201 task/s". Its rate is the
+        average over the search (tasks taken from a journal do not count).
+        """
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=self.n_tasks,
+            initial=self._n_restored,
+            desc=f"{self.strategy} search",
+            unit="task",
+            smoothing=0,
+        )
+        bar.start_t = bar.last_print_t = self._started_at
+        return bar
 
     # -- looking at it ----------------------------------------------------
 
@@ -865,7 +889,10 @@ class SearchRun:
         parameter set with that value, on every split. For halving, only the
         first round is drawn, where every candidate had the same resource.
         Numeric parameters with more than 10 distinct values (a random
-        search over distributions) are grouped into quantile bins.
+        search over distributions) are grouped into at most 8 bins: of equal
+        width on a log scale for positive values over two decades or more
+        (``loguniform``), else quantile bins of about as many values each.
+        The axis label says which.
 
         Parameters
         ----------
@@ -893,7 +920,7 @@ class SearchRun:
         )
         kinds = ["test_score", "train_score"] if display_train else ["test_score"]
         for ax, name in zip(axes[0], names, strict=True):
-            labels, groups = _group_by_value(records, name)
+            labels, groups, binning = _group_by_value(records, name)
             width = 0.8 / len(kinds)
             for k, kind in enumerate(kinds):
                 data = [[r[kind] for r in group] for group in groups]
@@ -904,7 +931,7 @@ class SearchRun:
                     patch.set_alpha(0.6)
                     patch.set_label(kind.replace("_", " "))
             ax.set_xticks(np.arange(len(groups)), labels, rotation=45, ha="right")
-            ax.set_xlabel(name)
+            ax.set_xlabel(f"{name} ({binning})" if binning else name)
         axes[0][0].set_ylabel("score")
         if display_train:
             handles = [plt.Rectangle((0, 0), 1, 1, color=f"C{k}", alpha=0.6) for k in range(2)]
@@ -966,8 +993,31 @@ def _format_params(params):
     return ", ".join(f"{name}={_format_value(value)}" for name, value in sorted(params.items()))
 
 
+def _bin_edges(values, n_bins=8):
+    """Edges of at most ``n_bins`` bins for continuous values, and whether they are log-spaced.
+
+    Positive values spread over two decades or more (``loguniform``, say) get
+    bins of equal width on a log scale; other values get quantile bins, with
+    about as many values in each.
+
+    >>> edges, log = _bin_edges([0.001, 0.01, 0.1, 1.0, 10.0], n_bins=4)
+    >>> log, [float(f"{e:.3g}") for e in edges]
+    (True, [0.001, 0.01, 0.1, 1.0, 10.0])
+    """
+    values = np.asarray(values, dtype=float)
+    low, high = values.min(), values.max()
+    if low > 0 and high / low >= 100:
+        return np.geomspace(low, high, n_bins + 1), True
+    return np.unique(np.quantile(values, np.linspace(0, 1, n_bins + 1))), False
+
+
 def _group_by_value(records, name, max_boxes=10):
-    """(labels, groups of records) for one parameter, in the order of its values."""
+    """(labels, groups of records, binning) for one parameter, in the order of its values.
+
+    Up to ``max_boxes`` distinct values get a box each (``binning`` None);
+    more numeric values (a random search over a distribution) are binned with
+    :func:`_bin_edges`, and ``binning`` says how.
+    """
     present = [r for r in records if name in r["params"]]
     values = [r["params"][name] for r in present]
     numeric = all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values) and bool(
@@ -975,19 +1025,20 @@ def _group_by_value(records, name, max_boxes=10):
     )
     distinct = {_format_value(v): v for v in values}
     if numeric and len(distinct) > max_boxes:
-        edges = np.unique(np.quantile(np.asarray(values, dtype=float), np.linspace(0, 1, 9)))
+        edges, log = _bin_edges(values)
         bins = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
         labels = [
-            f"{_format_value(float(lo))}-{_format_value(float(hi))}"
+            f"{float(lo):.2g} to {float(hi):.2g}"
             for lo, hi in zip(edges[:-1], edges[1:], strict=True)
         ]
         groups = [
             [r for r, b in zip(present, bins, strict=True) if b == i] for i in range(len(labels))
         ]
         keep = [i for i, group in enumerate(groups) if group]
-        return [labels[i] for i in keep], [groups[i] for i in keep]
+        binning = "log-spaced bins" if log else "quantile bins"
+        return [labels[i] for i in keep], [groups[i] for i in keep], binning
     labels = list(distinct)
     if numeric:
         labels.sort(key=lambda label: distinct[label])
     groups = [[r for r in present if _format_value(r["params"][name]) == label] for label in labels]
-    return labels, groups
+    return labels, groups, None

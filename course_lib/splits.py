@@ -22,6 +22,8 @@ import joblib
 import numpy as np
 import scipy.sparse as sp
 
+from course_lib._validation import check_file, raise_remote_file_not_found
+
 __all__ = ["load_cv_split", "persist_cv_splits", "remove_cv_splits", "warm_page_cache"]
 
 # The first key of every stored split. joblib writes a dict's keys in order,
@@ -150,8 +152,9 @@ def persist_cv_splits(X, y, cv, folder, name="data", *, groups=None):
     cv : int, scikit-learn splitter or iterable of (train, test) pairs
         An int is a number of :class:`~sklearn.model_selection.KFold` folds.
     folder : str or path
-        Created if missing. Files already there with the same names are
-        replaced.
+        Created if missing. Splits already there with the same names are
+        replaced; any other file with such a name is refused, and nothing is
+        written.
     name : str, default="data"
         Prefix of the file names: ``{name}_split{i}.joblib``.
     groups : array-like, optional
@@ -167,6 +170,9 @@ def persist_cv_splits(X, y, cv, folder, name="data", *, groups=None):
     TypeError, ValueError
         Naming the bad value: X and y of different lengths, empty X, a
         ``cv`` that yields no split, a folder that cannot be written.
+    NotADirectoryError, FileExistsError
+        Before anything is written: ``folder`` is (or lies under) a file, or
+        holds a file of another kind under a split's name.
 
     Examples
     --------
@@ -184,9 +190,24 @@ def persist_cv_splits(X, y, cv, folder, name="data", *, groups=None):
     if not isinstance(name, str) or not name or os.sep in name or name.startswith("."):
         raise ValueError(f"name must be a non-empty file name prefix, but got {name!r}.")
     splits = _check_splits(cv, X, y, groups)
-    folder = _check_path_like(folder, "folder")
+    given, folder = folder, _check_path_like(folder, "folder")
+    for place in (folder, *folder.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise NotADirectoryError(
+                    f"folder == {str(given)!r}: {str(place)!r} is a file, not a folder. "
+                    f"Give a folder path."
+                )
+            break
     width = len(str(len(splits) - 1))
     paths = [folder / f"{name}_split{i:0{width}d}.joblib" for i in range(len(splits))]
+    for path in paths:
+        if path.exists() and not _is_split(path):
+            raise FileExistsError(
+                f"{str(path)!r} exists and is not a split written by persist_cv_splits: "
+                f"it was left unchanged, and nothing was written. Give another folder "
+                f"or name (name={name!r})."
+            )
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for i, ((train, test), path) in enumerate(zip(splits, paths, strict=True)):
@@ -198,6 +219,14 @@ def persist_cv_splits(X, y, cv, folder, name="data", *, groups=None):
     except OSError as error:
         raise ValueError(f"folder {str(folder)!r} cannot be written: {error}") from error
     return paths
+
+
+def _is_split(path):
+    try:
+        _check_header(path)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _check_header(path):
@@ -307,21 +336,37 @@ def warm_page_cache(view, paths):
     dict
         ``{hostname: bytes_read}``.
 
+    Raises
+    ------
+    FileNotFoundError, IsADirectoryError
+        Before any task, if a path is not a file here; after, if an engine
+        cannot find it on its host.
+
     Examples
     --------
     >>> warm_page_cache(client, paths)  # doctest: +SKIP
     {'laptop': 40001234}
     """
+    import ipyparallel
+
     from course_lib.memory import _as_direct_view
 
     view = _as_direct_view(view, name="view")
-    paths = [str(path) for path in _as_path_list(paths)]
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    if not hasattr(paths, "__iter__"):
+        raise TypeError(f"paths must be a path or an iterable of paths, but got {paths!r}.")
+    paths = [str(check_file(path, f"paths[{i}]").resolve()) for i, path in enumerate(paths)]
     chosen = {}
     hosts = view.apply_async(socket.gethostname).get_dict()
     for engine_id, host in sorted(hosts.items()):
         chosen.setdefault(host, engine_id)
     readers = view.client[sorted(chosen.values())]
-    return dict(sorted(readers.apply_async(_read_files, paths).get()))
+    try:
+        return dict(sorted(readers.apply_async(_read_files, paths).get()))
+    except (ipyparallel.error.CompositeError, ipyparallel.error.RemoteError) as error:
+        raise_remote_file_not_found(error, "paths", paths)
+        raise
 
 
 def remove_cv_splits(paths):

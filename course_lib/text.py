@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import csv
 import numbers
-import os
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from course_lib._validation import check_int
+from course_lib._validation import check_file, check_int
 
 __all__ = [
     "ENCODING",
@@ -212,8 +210,8 @@ class TweetStream:
     def __init__(self, texts, targets, *, batch_size=100, texts_per_sample=2, random_state=0):
         if isinstance(texts, str) or not hasattr(texts, "__len__"):
             raise TypeError(
-                f"texts must be a sequence of str, but got {type(texts).__name__}; a single "
-                "text needs to be wrapped in a list."
+                f"texts must be a sequence of str, but got {_short_repr(texts)} (of type "
+                f"{type(texts).__name__}); a single text needs to be wrapped in a list."
             )
         targets = np.asarray(targets)
         if targets.ndim != 1 or len(targets) != len(texts):
@@ -384,7 +382,7 @@ def train_online(
     if not callable(getattr(stream, "next_batch", None)) or not hasattr(stream, "classes_"):
         raise TypeError(
             f"stream must have next_batch() and classes_, like a TweetStream, but got "
-            f"{type(stream).__name__}."
+            f"{_short_repr(stream)} (of type {type(stream).__name__})."
         )
     if not callable(getattr(classifier, "partial_fit", None)):
         raise TypeError(
@@ -397,7 +395,10 @@ def train_online(
     eval_every = check_int(eval_every, "eval_every", minimum=1)
     if not (sp.issparse(X_val) or isinstance(X_val, np.ndarray) and X_val.dtype != object):
         if isinstance(X_val, str):
-            raise TypeError("X_val must be a list of texts, not a single str.")
+            raise TypeError(
+                f"X_val must be a list of texts, but got a single str, {_short_repr(X_val)}; "
+                f"wrap it in a list."
+            )
         X_val = vectorizer.transform(X_val)
     y_val = np.asarray(y_val)
     if X_val.shape[0] != len(y_val):
@@ -468,16 +469,14 @@ def plot_learning_curve(history, ax=None, *, chance=0.5):
 
 
 def _check_csv_path(csv_path):
-    if not isinstance(csv_path, (str, os.PathLike)):
-        raise TypeError(
-            f"csv_path must be a file path (str or path-like), but got {csv_path!r} "
-            f"(of type {type(csv_path).__name__})."
-        )
-    path = Path(csv_path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"csv_path {str(path)!r} does not exist or is not a file. "
-            "course_lib.datasets.fetch_sentiment140() downloads the real tweets; "
-            "course_lib.datasets.make_tweet_corpus(n_samples) writes look-alikes offline."
-        )
-    return path
+    return check_file(
+        csv_path,
+        "csv_path",
+        hint=" course_lib.datasets.fetch_sentiment140() downloads the real tweets; "
+        "course_lib.datasets.make_tweet_corpus(n_samples) writes look-alikes offline.",
+    )
+
+
+def _short_repr(value, limit=60):
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

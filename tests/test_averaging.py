@@ -171,11 +171,13 @@ def test_more_partitions_than_engines_on_a_direct_view(client, corpus):
     assert average_linear_models(models).score(X_test, y_test) > 0.6
 
 
-def test_a_missing_file_on_the_engines_gives_a_clear_error(client, corpus, tmp_path):
+def test_a_missing_file_is_refused_before_any_task(client, corpus, tmp_path):
     _, vectorizer, _, _ = corpus
     missing = tmp_path / "missing.csv"
-    with pytest.raises(FileNotFoundError, match="missing.csv.*every engine"):
+    history = len(client.history)
+    with pytest.raises(FileNotFoundError, match="missing.csv' does not exist. Every engine"):
         train_on_partitions(client.load_balanced_view(), missing, 2, Perceptron, vectorizer)
+    assert len(client.history) == history
 
 
 def test_a_vectorizer_that_needs_fitting_is_refused(client, corpus):

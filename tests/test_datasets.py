@@ -124,11 +124,41 @@ def test_fetch_refuses_a_wrong_checksum_and_leaves_nothing(archive_server, tmp_p
     assert _files_under(data_home) == []
 
 
-def test_fetch_without_network_says_what_to_do(tmp_path):
+def test_fetch_without_network_says_what_to_do(tmp_path, capfd):
     data_home = tmp_path / "data"
+    url = _closed_port_url()
     with pytest.raises(ConnectionError, match="make_tweet_corpus") as info:
-        fetch_sentiment140(data_home, url=_closed_port_url())
-    assert "trainingandtestdata.zip" in str(info.value)
+        fetch_sentiment140(data_home, url=url)
+    message = str(info.value)
+    assert "trainingandtestdata.zip" in message and url in message
+    # One quiet, complete sentence: nothing on stderr, no pooch log line.
+    assert "\n" not in message and message.endswith(".") and message.count(". ") == 0
+    assert "nothing was written" in message
+    assert capfd.readouterr().err == ""
+    assert _files_under(data_home) == []
+    assert not (data_home / "sentiment140").exists()
+
+
+def test_fetch_of_a_file_that_is_not_a_zip_names_it_and_leaves_nothing(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "trainingandtestdata.zip").write_bytes(b"<html>a login page</html>")
+    sha256 = hashlib.sha256(b"<html>a login page</html>").hexdigest()
+    data_home = tmp_path / "data"
+    handler = functools.partial(_QuietHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/trainingandtestdata.zip"
+        with pytest.raises(ValueError, match="not a zip archive") as info:
+            fetch_sentiment140(data_home, url=url, sha256=sha256)
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(info.value)
+    assert url in message
+    assert str(data_home / "sentiment140" / "trainingandtestdata.zip") in message
+    assert "it was deleted" in message
     assert _files_under(data_home) == []
 
 
@@ -164,6 +194,13 @@ def test_fetch_refuses_an_archive_without_the_csv_files(tmp_path, monkeypatch):
 def test_fetch_validates_arguments(tmp_path, kwargs, error, match):
     with pytest.raises(error, match=match):
         fetch_sentiment140(tmp_path, **kwargs)
+
+
+def test_a_bad_mirror_in_the_environment_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_SENTIMENT140_URL", "mirror.example/archive.zip")
+    with pytest.raises(ValueError, match="COURSE_SENTIMENT140_URL.*'mirror.example/archive.zip'"):
+        fetch_sentiment140(tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_data_home_rejects_a_non_path():
@@ -255,3 +292,68 @@ def test_a_perceptron_learns_a_real_but_imperfect_signal(tmp_path):
 def test_corpus_validates_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         make_tweet_corpus(**kwargs)
+
+
+def test_corpus_keeps_its_own_file_and_refuses_any_other(tmp_path):
+    path = make_tweet_corpus(50, path=tmp_path / "tweets.csv")
+    before = path.read_bytes()
+    # Run again (a cell re-run): the same corpus, the file is kept.
+    assert make_tweet_corpus(50, path=path) == path
+    assert path.read_bytes() == before
+    # Another corpus at the same path: refused, file left unchanged.
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        make_tweet_corpus(50, random_state=1, path=path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tweets.csv"]
+    # Asked for: replaced.
+    make_tweet_corpus(50, random_state=1, path=path, overwrite=True)
+    assert path.read_bytes() != before
+    # A file of another kind: refused before any tweet is drawn.
+    notes = tmp_path / "notes.csv"
+    notes.write_text("name,score\n")
+    with pytest.raises(FileExistsError, match="not a tweet corpus"):
+        make_tweet_corpus(50, path=notes)
+    assert notes.read_text() == "name,score\n"
+
+
+def test_corpus_path_under_a_file_or_a_folder_is_refused(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me")
+    with pytest.raises(NotADirectoryError, match="a_file.*is a file"):
+        make_tweet_corpus(5, path=a_file / "tweets.csv")
+    with pytest.raises(IsADirectoryError, match=str(tmp_path)):
+        make_tweet_corpus(5, path=tmp_path)
+    with pytest.raises(NotADirectoryError, match="a_file"):
+        get_data_home(a_file)
+    assert a_file.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_corpus_words_are_real_english_words(tmp_path):
+    from course_lib import _tweet_words
+
+    known = {
+        word.lower()
+        for words in (
+            _tweet_words.FUNCTION_WORDS,
+            _tweet_words.EVERYDAY_WORDS,
+            _tweet_words.POSITIVE_WORDS,
+            _tweet_words.NEGATIVE_WORDS,
+            _tweet_words.NEGATIONS,
+        )
+        for word in words
+    }
+    texts, _ = read_tweets(make_tweet_corpus(500, path=tmp_path / "tweets.csv"))
+    words = []
+    for text in texts:
+        text = re.sub(r"@\w+|#\w+|http://\S+", " ", text.lower())
+        words += re.findall(r"[a-z']+", text)
+    assert len(words) > 3000
+
+    def is_known(word):  # "sooo": a known word, its last letter stretched
+        return word in known or any(
+            word[:i] in known and set(word[i:]) == {word[i - 1]} for i in range(1, len(word))
+        )
+
+    unknown = sorted({word for word in words if not is_known(word)})
+    assert unknown == []

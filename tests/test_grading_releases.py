@@ -23,7 +23,12 @@ def test_check_release_finds_drift_and_release_repairs_it(tmp_path):
     assert "contains solution code: 'return view.map_sync(lambda value: value * value" in problems
     assert "lessons/99_gone has no source" in problems
 
-    assert grading.release(tmp_path, verbose=False) == [LESSON, "99_gone"]
+    # A release whose source is gone is deleted only when asked for.
+    with pytest.raises(ValueError, match="lessons/99_gone .*--prune"):
+        grading.release(tmp_path, verbose=False)
+    assert (tmp_path / "lessons" / "99_gone").is_dir()
+    assert "value * value" in released.read_text()  # nothing was changed
+    assert grading.release(tmp_path, prune=True, verbose=False) == [LESSON, "99_gone"]
     committed = FIXTURES / "course" / "lessons" / LESSON / NOTEBOOK
     assert released.read_bytes() == committed.read_bytes()
     assert not (tmp_path / "lessons" / "99_gone").exists()

@@ -7,6 +7,7 @@ when it is ready. No assertion depends on how fast anything runs.
 
 import json
 import os
+import re
 import time
 import uuid
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 import psutil
 import pytest
 from numpy.testing import assert_allclose
-from scipy.stats import uniform
+from scipy.stats import loguniform, uniform
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, ShuffleSplit
@@ -204,6 +205,30 @@ def gated_search(view, paths, gate, **kwargs):
     return launch_search(view, GatedClassifier(), space, paths, **kwargs)
 
 
+def _bar_figures(text):
+    """(elapsed seconds, tasks per second) from the last state of a tqdm bar."""
+    last = text.replace("\r", "\n").strip().splitlines()[-1]
+    found = re.search(r"\[(\d+):(\d+)<[^,]*,\s*([\d.]+)(task/s|s/task)\]", last)
+    assert found, last
+    minutes, seconds, value, unit = found.groups()
+    rate = float(value) if unit == "task/s" else 1 / float(value)
+    return 60 * int(minutes) + int(seconds), rate
+
+
+def test_progress_bar_is_timed_from_the_launch(view, paths, tmp_path, capsys):
+    """A bar shown after the search ran shows the search's time, not "00:00, 201 task/s"."""
+    gate = tmp_path / "gate"
+    run = launch_search(view, GatedClassifier(gate=str(gate)), {"tag": [0, 1]}, paths)
+    time.sleep(2.0)  # the search lasts at least this long
+    gate.touch()
+    assert run.wait(timeout=120, progress_bar=False)
+    time.sleep(1.0)  # the notebook did something else before looking
+    assert run.wait(timeout=120)
+    elapsed, rate = _bar_figures(capsys.readouterr().err)
+    assert elapsed >= 2
+    assert rate <= run.n_tasks / 2.0
+
+
 def test_best_answers_while_tasks_still_run(view, paths, tmp_path):
     gate = tmp_path / "gate"
     run = gated_search(view, paths, gate)
@@ -315,7 +340,8 @@ def test_journal_resumes_only_missing_tasks(view, digits, paths, tmp_path):
 
     # A crash: 10 results written, the 11th torn in the middle.
     journal.write_text("\n".join(lines[:11]) + "\n" + lines[11][:25])
-    resumed = launch_search(view, SVC(), space, paths, journal=journal)
+    with pytest.warns(UserWarning, match="removed a torn last line of 25 bytes"):
+        resumed = launch_search(view, SVC(), space, paths, journal=journal)
     assert resumed.wait(timeout=120, progress_bar=False)
     assert resumed.n_submitted == 8
     assert resumed.progress == 1.0
@@ -340,11 +366,35 @@ def test_journal_resumes_only_missing_tasks(view, digits, paths, tmp_path):
         launch_search(view, SVC(), space, paths[:2], journal=journal)
     with pytest.raises(ValueError, match="another search"):
         launch_search(view, SVC(kernel="linear"), space, paths, journal=journal)
-    not_a_journal = tmp_path / "notes.txt"
-    not_a_journal.write_text("shopping list\n")
-    with pytest.raises(ValueError, match="not a search journal"):
-        launch_search(view, SVC(), space, paths, journal=not_a_journal)
+    # Another kind of file is refused and left as it was, whatever its last byte.
+    for text in ("shopping list\n", '{"results": [1, 2]}', '{"a": 1}\n{"b": 2}\n', "x"):
+        not_a_journal = tmp_path / "results.json"
+        not_a_journal.write_text(text)
+        with pytest.raises(ValueError, match="not a search journal.*left unchanged"):
+            launch_search(view, SVC(), space, paths, journal=not_a_journal)
+        assert not_a_journal.read_text() == text
     assert len(view.client.history) == history
+
+
+def test_journal_is_appended_only_when_empty_or_of_this_search(view, paths, tmp_path):
+    space = {"C": [1.0, 10.0]}
+    empty = tmp_path / "empty.jsonl"
+    empty.touch()
+    run = launch_search(view, SVC(), space, paths, journal=empty)
+    assert run.wait(timeout=120, progress_bar=False)
+    lines = empty.read_text().splitlines()
+    assert len(lines) == 1 + 6
+    # The header alone, cut before its newline: resumed, on lines of its own.
+    empty.write_text(lines[0])
+    run = launch_search(view, SVC(), space, paths, journal=empty)
+    assert run.wait(timeout=120, progress_bar=False) and run.n_submitted == 6
+    assert all(json.loads(line) for line in empty.read_text().splitlines())
+    # A folder, or a file in a missing folder: refused, nothing created.
+    with pytest.raises(IsADirectoryError, match=str(tmp_path)):
+        launch_search(view, SVC(), space, paths, journal=tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        launch_search(view, SVC(), space, paths, journal=tmp_path / "no" / "j.jsonl")
+    assert not (tmp_path / "no").exists()
 
 
 # --------------------------------------------------------------------------
@@ -485,3 +535,19 @@ def test_boxplot_parameters_one_panel_per_parameter(view, paths):
     plt.close(fig)
     with pytest.raises(ValueError, match="return_train_score"):
         run.boxplot_parameters(display_train=True)
+
+    # Over a log distribution, the bins are of equal width on a log scale.
+    space = {"level": loguniform(1e-3, 1e1)}
+    run = launch_search(
+        view, EchoClassifier(), space, paths, strategy="random", n_iter=40, random_state=0
+    )
+    assert run.wait(timeout=120, progress_bar=False)
+    fig = run.boxplot_parameters()
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "level (log-spaced bins)"
+    labels = [label.get_text() for label in ax.get_xticklabels()]
+    assert 5 <= len(labels) <= 8
+    edges = [float(edge) for label in labels for edge in label.split(" to ")]
+    ratios = [hi / lo for lo, hi in zip(edges[::2], edges[1::2], strict=True)]
+    assert max(ratios) < 1.5 * min(ratios)  # equal widths in log, up to the 2-digit labels
+    plt.close(fig)

@@ -228,9 +228,21 @@ def test_errors_name_the_bad_value(tmp_path):
     # A folder under a regular file cannot be created, even by root.
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    with pytest.raises(ValueError, match=re.escape(str(blocker / "sub"))):
+    with pytest.raises(NotADirectoryError, match=re.escape(str(blocker / "sub"))):
         persist_cv_splits(X, y, 2, blocker / "sub")
     assert list(tmp_path.iterdir()) == [blocker]  # nothing was written
+
+
+def test_a_file_of_another_kind_under_a_split_name_is_never_replaced(tmp_path):
+    X, y = _data()
+    paths = persist_cv_splits(X, y, 2, tmp_path)
+    assert persist_cv_splits(X, y, 2, tmp_path) == paths  # splits are replaced
+    precious = tmp_path / "data_split1.joblib"
+    precious.write_text("my own model, saved under an unlucky name")
+    before = {p: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(FileExistsError, match=re.escape(str(precious))):
+        persist_cv_splits(X, y, 2, tmp_path)
+    assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_remove_cv_splits_removes_only_splits(tmp_path):

@@ -106,6 +106,11 @@ def grade_one(
     outcome = Outcome(student, lesson.lesson, sandboxed=workspace.sandbox)
     if folder is None or not folder.is_dir():
         outcome.status = "missing"
+        if folder is not None and folder.exists():
+            outcome.notes.append(
+                f"{student}/{lesson.lesson} is a file, not a folder: submit the lesson's "
+                f"folder, with its notebook inside ({student}/{lesson.lesson}/*.ipynb)"
+            )
         return outcome, None
     started = time.time()
     staged = make_course_root(workspace, "task", {lesson.lesson: lesson.source}, timeout=timeout)
@@ -402,6 +407,7 @@ def grade(
     check_sandbox(sandbox)
     workspace = Workspace(sandbox=sandbox)
     problems, outcomes = [], []
+    prepare_seconds = 0.0
     say = print if verbose else (lambda *a, **k: None)
     try:
         if not selected:
@@ -425,13 +431,14 @@ def grade(
             master.result()
         prepared = prepare_lessons(course_root, selected, template_root)
         template_db = workspace.path / "template.db"
+        prepare_seconds = time.time() - started
 
         def task(student, folder, lesson):
             return lambda: grade_one(
                 workspace,
                 prepared[lesson],
                 student,
-                folder / lesson if (folder / lesson).is_dir() else None,
+                folder / lesson if (folder / lesson).exists() else None,
                 template_db,
                 timeout=timeout,
                 task_timeout=task_timeout,
@@ -484,6 +491,7 @@ def grade(
             problems.append(f"processes could not be stopped: {survivors}")
         workspace.cleanup()
     report = GradeReport(outcomes, problems, csv_path, workspace.run_id, time.time() - started)
+    report.prepare_seconds = prepare_seconds
     if verbose and outcomes:
         print()
         print(report.table())

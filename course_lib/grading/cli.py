@@ -8,7 +8,7 @@ import sys
 import threading
 
 from course_lib.grading.autograde import grade
-from course_lib.grading.layout import REPO_ROOT
+from course_lib.grading.layout import REPO_ROOT, check_course_root
 from course_lib.grading.releases import check_release, release
 from course_lib.grading.runner import TASK_TIMEOUT
 from course_lib.grading.sandbox import describe_host
@@ -50,6 +50,13 @@ def main(argv=None):
                 help="run each notebook in a bubblewrap sandbox (default: on); with off, "
                 "every row says it was graded without a sandbox",
             )
+        if name == "release":
+            sub.add_argument(
+                "--prune",
+                action="store_true",
+                help="also delete lessons/<lesson> folders whose solutions/<lesson> is gone "
+                "(without it, release refuses to run while there are any)",
+            )
         if name == "grade":
             sub.add_argument("submissions", help="folder of <student>/<lesson>/*.ipynb")
             sub.add_argument("--task-timeout", type=float, default=TASK_TIMEOUT)
@@ -62,8 +69,9 @@ def main(argv=None):
             lines = describe_host()
             print("\n".join(lines))
             return 0 if lines[-1] == "sandbox: ok" else 1
+        check_course_root(args.root, "--root")
         if args.command == "release":
-            release(args.root, args.lessons)
+            release(args.root, args.lessons, prune=args.prune)
             return 0
         if args.command == "check-release":
             problems = check_release(args.root, args.lessons)
@@ -91,6 +99,6 @@ def main(argv=None):
             sandbox=args.sandbox == "on",
         )
         return 0 if report.ok else 1
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, FileNotFoundError, NotADirectoryError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ from pathlib import Path
 
 __all__ = [
     "CONFIG_FILE",
+    "check_course_root",
     "RELEASE_DIR",
     "REPO_ROOT",
     "SOURCE_DIR",
@@ -27,6 +28,43 @@ REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 CONFIG_FILE = REPO_ROOT / "nbgrader_config.py"
 SOURCE_DIR = "solutions"
 RELEASE_DIR = "lessons"
+
+
+def check_course_root(root, name="course_root"):
+    """``root`` as a Path, if it is a course: an existing folder with ``solutions/``.
+
+    Checked before any command does anything, so that a typo in ``--root``
+    creates, changes and deletes nothing.
+
+    Raises
+    ------
+    FileNotFoundError, NotADirectoryError, ValueError
+        Naming ``root``: it does not exist, is a file, or has no ``solutions/``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> check_course_root(tempfile.mkdtemp() + "/typo", "--root")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: --root ... does not exist: ...
+    """
+    path = Path(root)
+    what = (
+        f"a course root is the folder that holds {SOURCE_DIR}/ (the instructor's notebooks) "
+        f"and nbgrader_config.py; nothing was created or changed."
+    )
+    if not path.exists():
+        raise FileNotFoundError(f"{name} {str(root)!r} does not exist: {what}")
+    if not path.is_dir():
+        raise NotADirectoryError(f"{name} {str(root)!r} is a file, not a folder: {what}")
+    if not (path / SOURCE_DIR).is_dir():
+        found = sorted(child.name for child in path.iterdir())[:6]
+        raise ValueError(
+            f"{name} {str(root)!r} is not a course: it has no {SOURCE_DIR}/ folder "
+            f"(it holds {found}); {what}"
+        )
+    return path
 
 
 def find_lessons(source_dir):

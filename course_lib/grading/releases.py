@@ -65,11 +65,14 @@ def _diff_release(fresh_dir, course_root, lessons, stale_check):
     return problems
 
 
-def release(course_root=REPO_ROOT, lessons=None, *, verbose=True):
+def release(course_root=REPO_ROOT, lessons=None, *, prune=False, verbose=True):
     """Regenerate ``lessons/`` from ``solutions/`` with nbgrader.
 
     Solutions become stubs, hidden tests disappear and outputs are cleared.
-    A lesson folder whose source is gone is removed.
+    A student release whose source is gone (``lessons/X`` without
+    ``solutions/X``: a lesson removed, or a course root that is not the one
+    meant) is never deleted silently: release refuses to run, changing
+    nothing, unless ``prune=True``, which deletes it and says so.
 
     Parameters
     ----------
@@ -77,15 +80,33 @@ def release(course_root=REPO_ROOT, lessons=None, *, verbose=True):
         The folder holding ``solutions/`` and ``lessons/``.
     lessons : list of str, optional
         Default: every lesson in ``solutions/``.
+    prune : bool, default=False
+        Delete the release folders whose source is gone (with every lesson
+        only, ``lessons=None``).
     verbose : bool
 
     Returns
     -------
     list of str
-        The lessons that were written or changed.
+        The lessons that were written, changed or deleted.
+
+    Raises
+    ------
+    ValueError
+        Before any work, naming the release folders whose source is gone,
+        unless ``prune=True``.
     """
     course_root = Path(course_root)
     selected = select_lessons(course_root, lessons)
+    stale = sorted(set(released_lessons(course_root)) - set(selected)) if lessons is None else []
+    if stale and not prune:
+        listed = ", ".join(f"{RELEASE_DIR}/{name}" for name in stale)
+        raise ValueError(
+            f"{listed} in {str(course_root)!r} has no source in {SOURCE_DIR}/: release "
+            f"refuses to delete a student release, and changed nothing. Check --root, or, "
+            f"if the lesson was removed on purpose, run release --prune (make release "
+            f"PRUNE=1) to delete it."
+        )
     workspace = Workspace(sandbox=False)  # no kernel runs
     changed = []
     try:
@@ -97,12 +118,11 @@ def release(course_root=REPO_ROOT, lessons=None, *, verbose=True):
                 shutil.rmtree(release_dir / lesson, ignore_errors=True)
                 shutil.copytree(fresh / RELEASE_DIR / lesson, release_dir / lesson)
                 changed.append(lesson)
-        if lessons is None:
-            for stale in sorted(set(released_lessons(course_root)) - set(selected)):
-                shutil.rmtree(release_dir / stale)
-                changed.append(stale)
-                if verbose:
-                    print(f"removed {RELEASE_DIR}/{stale}: no {SOURCE_DIR}/{stale}")
+        for name in stale:  # prune=True: asked for
+            shutil.rmtree(release_dir / name)
+            changed.append(name)
+            if verbose:
+                print(f"removed {RELEASE_DIR}/{name}: no {SOURCE_DIR}/{name} (--prune)")
     finally:
         workspace.cleanup()
     if verbose:

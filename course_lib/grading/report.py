@@ -81,6 +81,9 @@ class GradeReport:
     run_id : str
         The value of ``COURSE_GRADING_RUN`` in the environment of every
         process the run started.
+    seconds, prepare_seconds : float
+        Wall-clock seconds of the whole run, and of preparing the lessons
+        (their release and template gradebook) before the first submission.
     """
 
     outcomes: list
@@ -88,6 +91,7 @@ class GradeReport:
     csv_path: Path | None
     run_id: str
     seconds: float = 0.0
+    prepare_seconds: float = 0.0
 
     @property
     def ok(self):

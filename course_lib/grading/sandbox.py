@@ -102,8 +102,11 @@ def bwrap_command(command, *, workdir, scratch, runtime_dir, bwrap="bwrap"):
     >>> argv = bwrap_command(["true"], workdir="/w", scratch="/s", runtime_dir="/r")
     >>> argv[:3]
     ['bwrap', '--unshare-all', '--die-with-parent']
+    >>> _ancestors("/tmp/grading/task-1/ada", "/tmp/grading/task-1/rt")
+    ['/tmp/grading', '/tmp/grading/task-1']
     """
-    argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session"]
+    # No capabilities: root inside is bound by file modes, and cannot remount.
+    argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
     for folder in _SYSTEM_DIRS:
         argv += ["--ro-bind-try", folder, folder]
     for link in _SYSTEM_LINKS:
@@ -119,6 +122,9 @@ def bwrap_command(command, *, workdir, scratch, runtime_dir, bwrap="bwrap"):
     data = os.environ.get("COURSE_DATA")
     if data and os.path.isdir(data):
         argv += ["--ro-bind", data, data]
+    # The folders above the two writable ones exist only to hold them: read-only.
+    for folder in _ancestors(workdir, runtime_dir):
+        argv += ["--perms", "0555", "--dir", folder]
     argv += ["--bind", str(scratch), str(workdir)]
     argv += ["--bind", str(runtime_dir), str(runtime_dir)]
     argv += ["--dir", SANDBOX_HOME, "--setenv", "HOME", SANDBOX_HOME]
@@ -127,6 +133,18 @@ def bwrap_command(command, *, workdir, scratch, runtime_dir, bwrap="bwrap"):
     argv += ["--setenv", "TMPDIR", "/tmp", "--unsetenv", "JUPYTER_PATH"]
     argv += ["--unsetenv", SANDBOX_DIR_VAR, "--chdir", str(workdir)]
     return [*argv, *command]
+
+
+def _ancestors(*paths):
+    """The folders above ``paths`` below ``/tmp``, each once, parents first."""
+    found = []
+    for path in paths:
+        parts = Path(path).parts
+        for depth in range(3, len(parts)):
+            folder = str(Path(*parts[:depth]))
+            if parts[:2] == ("/", "tmp") and folder not in found:
+                found.append(folder)
+    return found
 
 
 def sandbox_problem(bwrap=None):
