@@ -1,4 +1,5 @@
-# Two commands for everyone: `make lab` (students) and `make test` (maintainers, CI).
+# Two commands for everyone: `make lab` (students) and `make test` (maintainers, CI);
+# `make instructor` is `make lab` with nbgrader's formgrader, for instructors.
 # Both create .venv from nothing (only python3 and make are needed) and reinstall
 # only when pyproject.toml changes: the stamp file's name holds its hash.
 
@@ -14,7 +15,7 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: lab test lint format bench release check-release grade verify-exercises check-sandbox clean
+.PHONY: lab instructor test lint format bench release check-release grade verify-exercises check-sandbox clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +24,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[course,cluster,test]"
 	@touch $@
 
+# Students: no nbgrader instructor tools (as on Binder). Instructors: the formgrader.
 lab: $(STAMP)
 	@$(BIN)/python -m course_lib.lab --ip $(HOST) --port $(PORT)
+
+instructor: $(STAMP)
+	@$(BIN)/python -m course_lib.lab --instructor --ip $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/ruff check course_lib tests bench

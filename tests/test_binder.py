@@ -398,6 +398,27 @@ def test_binder_jupyterlab_is_the_students(binder_env):
     _assert_nothing_left(binder_env)
 
 
+def test_binder_terminals_find_the_course_commands(binder_env):
+    """JupyterLab's terminal runs the shell that postBuild configured: even after
+    /etc/profile resets PATH, the environment's python and nbgrader come first."""
+    config = binder_env.venv / "etc" / "jupyter" / "jupyter_server_config.d" / "course-lab.json"
+    shell = json.loads(config.read_text())["ServerApp"]["terminado_settings"]["shell_command"]
+    result = subprocess.run(
+        [*shell, "-c", "command -v python; command -v nbgrader; command -v ipcluster"],
+        env=_clean_env(PATH="/usr/bin:/bin", HOME=str(binder_env.home), TERM="dumb"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    bin_dir = binder_env.venv / "bin"
+    assert result.stdout.split() == [
+        str(bin_dir / "python"),
+        str(bin_dir / "nbgrader"),
+        str(bin_dir / "ipcluster"),
+    ], result.stdout + result.stderr
+
+
 # ----------------------------------------------------------------------------------------
 # repo2docker's own Dockerfile, rendered without Docker.
 
