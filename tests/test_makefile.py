@@ -12,6 +12,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+#: What a make that runs these tests (make test, make test-lowest) passes down to the
+#: makes they start, and the Makefile's own variables, which they must not inherit.
+MAKE_VARIABLES = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "DEPS", "PYTHON", "LOWEST_PYTHON",
+                  "NEWEST_PYTHON", "PYTEST_ARGS")  # fmt: skip
+
+
+def run_make(*args, cwd=REPO):
+    """``make ARGS`` in ``cwd`` as a user types it, whatever make runs these tests."""
+    env = {key: value for key, value in os.environ.items() if key not in MAKE_VARIABLES}
+    return subprocess.run(
+        ["make", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def _oldest():
@@ -49,13 +61,7 @@ def test_make_stops_at_once_on_a_too_old_python(tmp_path, target):
     # A copy of what make reads, with no venv: nothing may be created there.
     for name in ("Makefile", "pyproject.toml"):
         shutil.copy(REPO / name, tmp_path / name)
-    result = subprocess.run(
-        ["make", target, f"PYTHON={python}"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_make(target, f"PYTHON={python}", cwd=tmp_path)
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if not line.startswith("make: ***")]
     assert lines == [

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_makefile import run_make
 
 REPO = Path(__file__).resolve().parent.parent
 GITHUB = REPO / ".github"
@@ -120,13 +121,7 @@ def test_suite_runs_ci_run_as_the_project_does():
 
 def test_make_runs_lowest_and_newest_on_the_claimed_pythons():
     oldest, newest = _claimed_pythons()
-    result = subprocess.run(
-        ["make", "-n", "test-lowest", "test-newest"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_make("-n", "test-lowest", "test-newest")
     assert result.returncode == 0, result.stderr
     assert f"test DEPS=lowest PYTHON=python{oldest}" in result.stdout, result.stdout
     assert f"test DEPS=newest PYTHON=python{newest}" in result.stdout, result.stdout
