@@ -20,6 +20,8 @@ import nbformat
 import psutil
 import pytest
 
+from course_lib._processes import alive
+
 from .lab_browser import ARTIFACTS, record_artifact
 
 pytestmark = pytest.mark.slow
@@ -165,8 +167,8 @@ def test_lesson_opens_unmodified_and_a_second_setup_keeps_one_cluster(browser, l
         _run_cell(page, cells.nth(setup), count)  # Run All again, or the cell again
         time.sleep(5)  # a cluster stopped by the second run is gone by now
         controllers, engines = _cluster_processes(lab)
-        alive = {pid for pid in controllers | engines if psutil.pid_exists(pid)}
-        assert len(controllers & alive) == 1 and len(engines & alive) == 2, (
+        running = {pid for pid in controllers | engines if alive(pid)}
+        assert len(controllers & running) == 1 and len(engines & running) == 2, (
             f"after running the setup cell twice: controllers {sorted(controllers)}, "
             f"engines {sorted(engines)} (first run: {first})"
         )
