@@ -1,20 +1,27 @@
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import ipyparallel
 import psutil
 import pytest
 
 from course_lib.cluster import (
+    LauncherUnavailable,
     add_engines,
     cluster_processes,
+    course_cluster,
     default_n_engines,
     engine_hosts,
     engine_pids,
+    launcher_available,
     local_cluster,
     one_engine_per_host,
 )
@@ -123,7 +130,7 @@ def _live_children():
 
 def test_timeout_stops_what_was_started(assert_all_gone):
     before = _live_children()
-    with pytest.raises(TimeoutError, match="of 2 engines registered"):
+    with pytest.raises(TimeoutError, match="did not finish within 0.2 s"):
         with local_cluster(2, timeout=0.2):
             pass
     assert_all_gone(_live_children() - before)
@@ -140,13 +147,97 @@ def test_start_and_stop_across_notebook_cells(assert_all_gone):
     rc = cluster.start()
     try:
         assert "running, 1 engines" in repr(cluster)
-        with pytest.raises(RuntimeError, match="already running"):
-            cluster.start()
+        assert cluster.start() is rc  # a cell run twice gets the running cluster back
         pids = [p.pid for p in cluster_processes(rc.cluster)]
     finally:
-        cluster.stop()
-    cluster.stop()  # idempotent
+        stopped = cluster.stop()
+    assert sorted(pids) == list(stopped.pids)
+    assert "stopped the local cluster of 1 engine(s)" in str(stopped)
+    assert "nothing left running" in str(stopped)
+    assert str(cluster.stop()) == "nothing was running"  # idempotent
     assert_all_gone(pids)
+
+
+def test_setup_cell_run_twice_stops_the_first_cluster(assert_all_gone, capsys):
+    # A notebook's setup cell, run twice: a new object each time.
+    first = local_cluster(1)
+    first_client = first.start()
+    first_pids = [p.pid for p in cluster_processes(first_client.cluster)]
+    second = local_cluster(1)
+    try:
+        second_client = second.start()
+        assert "stopped the local cluster of 1 engine(s)" in capsys.readouterr().out
+        assert "stopped" in repr(first) and "running" in repr(second)
+        assert_all_gone(first_pids)
+        assert not set(second_client[:].apply_sync(os.getpid)) & set(first_pids)
+    finally:
+        second.stop()
+
+
+def test_a_with_block_is_never_stopped_by_another_start(client):
+    # The session's cluster runs in a with block; a notebook-style start leaves it alone.
+    other = local_cluster(1)
+    try:
+        other.start()
+        assert client[:].apply_sync(lambda: 1) == [1, 1]
+    finally:
+        other.stop()
+
+
+def test_folders_of_dead_owners_are_removed(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = Path(tempfile.gettempdir()) / f"course-ipp-{dead.pid}-test{os.getpid()}"
+    stale.mkdir()
+    (stale / "owner").write_text(f"{dead.pid} 12345.0\n")
+    (stale / "ipcontroller-client.json").write_text("{}")
+    me = psutil.Process()
+    mine = Path(tempfile.gettempdir()) / f"course-ipp-{me.pid}-test{os.getpid()}"
+    mine.mkdir()
+    (mine / "owner").write_text(f"{me.pid} {me.create_time()!r}\n")
+    unmarked = Path(tempfile.gettempdir()) / f"course-ipp-unmarked-test{os.getpid()}"
+    unmarked.mkdir()
+    try:
+        with local_cluster(1) as rc:
+            folder = Path(rc.cluster.profile_dir)
+            assert folder.name.startswith(f"course-ipp-{os.getpid()}-")
+            assert (folder / "owner").read_text().split()[0] == str(os.getpid())
+            assert not stale.exists()
+            assert mine.exists() and unmarked.exists()
+        assert not folder.exists()
+    finally:
+        for path in (stale, mine, unmarked):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        ({"engines": "pbs"}, ValueError, "engines == 'pbs'"),
+        ({"engines": "ssh"}, ValueError, "SSHEngineSetLauncher"),
+        ({"config": ["mpi_cmd"]}, TypeError, "['mpi_cmd']"),
+        ({"config": {"Cluster": 3}}, TypeError, "{'Cluster': 3}"),
+        ({"timeout": 0}, ValueError, "timeout == 0"),
+        (
+            {"engines": "mpi", "config": {"MPIEngineSetLauncher": {"mpi_cmd": ["no-mpiexec"]}}},
+            LauncherUnavailable,
+            "'no-mpiexec' is not on PATH",
+        ),
+    ],
+)
+def test_bad_launcher_input_is_refused_before_anything_starts(kwargs, error, words):
+    before = _live_children()
+    with pytest.raises(error, match=re.escape(words)):
+        course_cluster(2, **kwargs)
+    assert _live_children() == before
+
+
+def test_no_sbatch_on_path_is_refused(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(LauncherUnavailable, match="sbatch, scancel, squeue on PATH"):
+        course_cluster(2, engines="slurm")
+    assert launcher_available("slurm")[0] is False
+    assert "sbatch" in launcher_available("slurm")[1]
 
 
 _ORPHAN_SCRIPT = """

@@ -1,9 +1,11 @@
-"""Lesson 7 (scaling out): a real SSH launcher, and the autograder on other answers.
+"""Lesson 7 (scaling out): real SSH, MPI and Slurm launchers, and the autograder on other answers.
 
-The lesson itself runs on a local cluster (Binder has no second host). Here
-the launcher it teaches runs for real: a throw-away sshd on 127.0.0.1 lets
-ipyparallel's SSH launcher start two engines "on another host", which run a
-search with ``course_lib.search`` and are stopped through the launcher.
+The lesson's own cluster is local (Binder has no second host). Here the
+launchers it teaches run for real: a throw-away sshd on 127.0.0.1 lets
+``course_cluster(engines="ssh")`` start two engines "on another host", which
+run a search with ``course_lib.search`` and are stopped through the launcher;
+and the lesson's MPI and Slurm cells run against ``mpiexec`` and a throw-away
+Slurm (``tests/slurm.py``).
 
 The second part grades other correct answers and typical wrong answers of
 every exercise and quiz of the lesson with the course's grading pipeline.
@@ -11,21 +13,21 @@ every exercise and quiz of the lesson with the course's grading pipeline.
 
 import contextlib
 import json
-import logging
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
-import ipyparallel
+import nbformat
 import psutil
 import pytest
 from lesson_answers import LessonAnswerTests
+from nbclient import NotebookClient
+from slurm import slurm_daemons, throwaway_slurm  # noqa: F401 (fixtures)
 from sshd import HOW_TO_ENABLE, ThrowawaySSHD, find_sshd
 from traitlets.config import Config
 
-from course_lib.cluster import HEARTBEAT_MS, engine_pids
+from course_lib.cluster import course_cluster, engine_pids
 from course_lib.search import evaluate, launch_search
 from course_lib.splits import persist_cv_splits
 
@@ -70,30 +72,23 @@ def _kill(pids):
                 psutil.Process(pid).kill()
 
 
-def _ssh_cluster(server, local_profile, remote_dir):
-    """An ipyparallel.Cluster whose 2 engines start through ssh to ``server``."""
+def _ssh_cluster(server, remote_dir):
+    """course_lib's cluster whose 2 engines start through ssh to ``server``.
+
+    The launcher's settings are ipyparallel's own traits; course_lib adds the
+    controller on 127.0.0.1, the environment's python as ``remote_python`` (a
+    command run through ssh gets a bare PATH), and engines without a nanny (so
+    the PID the launcher gets back is the engine's own).
+    """
     config = Config()
     launcher = config.SSHEngineSetLauncher
     launcher.engines = {f"{server.user}@127.0.0.1": 2}
     launcher.ssh_args = ["-p", str(server.port), *server.options]
     launcher.scp_args = ["-P", str(server.port), *server.options]  # scp spells it -P
-    # A command run through ssh gets a bare PATH: name the environment's python.
-    launcher.remote_python = sys.executable
     launcher.remote_profile_dir = str(remote_dir / "profile")
     # Engines write nothing to ~/.ipython; BLAS does not oversubscribe.
     launcher.environment = {"IPYTHONDIR": str(remote_dir / "ipython"), "OMP_NUM_THREADS": "1"}
-    # No nanny: the PID the launcher gets back is the engine's own.
-    config.EngineLauncher.engine_args = ["--IPEngine.enable_nanny=False"]
-    return ipyparallel.Cluster(
-        engines="ssh",
-        n=2,
-        controller_ip="127.0.0.1",
-        profile_dir=str(local_profile),
-        controller_args=[f"--HeartMonitor.period={HEARTBEAT_MS}", "--usethreads"],
-        log_level=logging.ERROR,
-        engine_timeout=120,
-        config=config,
-    )
+    return course_cluster(2, engines="ssh", config=config, timeout=120)
 
 
 @pytest.mark.slow
@@ -101,25 +96,21 @@ def test_ssh_launcher_engines_run_a_search_and_stop(sshd_server, tmp_path, asser
     from sklearn.datasets import load_digits
     from sklearn.svm import SVC
 
-    local_profile = tmp_path / "local-profile"
-    local_profile.mkdir()
     remote_dir = tmp_path / "remote-host"
-    cluster = _ssh_cluster(sshd_server, local_profile, remote_dir)
+    cluster = _ssh_cluster(sshd_server, remote_dir)
     client, pids, controller_pids = None, {}, set()
     ssh_clients_before = {p.pid for p in psutil.Process().children(recursive=True)}
     timings = {"sshd start to first ssh": sshd_server.startup_seconds}
     try:
         started = time.monotonic()
-        cluster.start_cluster_sync()
-        controller = psutil.Process(cluster.controller.pid)
-        controller_pids = {controller.pid, *(c.pid for c in controller.children(recursive=True))}
-        client = cluster.connect_client_sync()
-        client.wait_for_engines(2, timeout=120)
+        client = cluster.start()
         timings["start to 2 engines registered"] = time.monotonic() - started
+        controller = psutil.Process(client.cluster.controller.pid)
+        controller_pids = {controller.pid, *(c.pid for c in controller.children(recursive=True))}
 
         # They came through ssh: detached from us, with sshd's variables.
         pids = engine_pids(client)
-        (engine_set,) = cluster.engines.values()
+        (engine_set,) = client.cluster.engines.values()
         assert {launcher.pid for launcher in engine_set.launchers.values()} == set(pids.values())
         ours = {p.pid for p in psutil.Process().children(recursive=True)}
         for pid in pids.values():
@@ -130,7 +121,7 @@ def test_ssh_launcher_engines_run_a_search_and_stop(sshd_server, tmp_path, asser
         # The launcher copied the connection file (and its key) to the "remote" profile.
         copies = list((remote_dir / "profile" / "security").glob("*-engine.json"))
         assert copies, "no connection file in the remote profile: scp failed"
-        local = next((local_profile / "security").glob("*-engine.json"))
+        local = next((Path(client.cluster.profile_dir) / "security").glob("*-engine.json"))
         assert json.loads(copies[0].read_text())["key"] == json.loads(local.read_text())["key"]
 
         # A search of course_lib runs on them.
@@ -152,14 +143,12 @@ def test_ssh_launcher_engines_run_a_search_and_stop(sshd_server, tmp_path, asser
 
         # Stopped through the launcher: ssh kills them on the "remote" host.
         started = time.monotonic()
-        cluster.stop_engines_sync()
+        stopped = cluster.stop()
+        assert "stopped the ssh cluster of 2 engine(s)" in str(stopped)
         assert_all_gone(pids.values(), timeout=30)
         timings["stop engines through ssh"] = time.monotonic() - started
     finally:
-        if client is not None:
-            client.close()
-        with contextlib.suppress(Exception):
-            cluster.stop_cluster_sync()
+        cluster.stop()
         _kill(pids.values())
         _kill(controller_pids)
         # The connection file on the remote host holds the controller's key.
@@ -180,6 +169,45 @@ def test_ssh_launcher_engines_run_a_search_and_stop(sshd_server, tmp_path, asser
     _kill(p.pid for p in extra)
     assert not extra, f"processes left by the launcher: {[p.cmdline()[:3] for p in extra]}"
     print("\n".join(f"{name}: {seconds:.1f} s" for name, seconds in timings.items()))
+
+
+# --------------------------------------------------------------------------
+# The lesson's MPI and Slurm cells, run for real
+# --------------------------------------------------------------------------
+
+#: Setup, the MPI cell, the Slurm cell, and the last cell (which stops the cluster).
+REAL_LAUNCHER_CELLS = ["cell-002", "cell-010b", "cell-010d", "cell-045"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_lesson_starts_mpi_and_slurm_engines_for_real(
+    throwaway_slurm,  # noqa: F811
+    tmp_path,
+    assert_all_gone,
+):
+    nb = nbformat.read(REPO / "solutions" / LESSON / f"{LESSON}.ipynb", as_version=4)
+    nb.cells = [cell for cell in nb.cells if cell.get("id") in REAL_LAUNCHER_CELLS]
+    assert [cell.id for cell in nb.cells] == REAL_LAUNCHER_CELLS
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    text = {
+        cell.id: "".join(out.get("text", "") for out in cell.outputs if "text" in out)
+        for cell in nb.cells
+    }
+    mpi, slurm_text = text["cell-010b"], text["cell-010d"]
+    assert "shown, not run" not in mpi + slurm_text
+    assert "MPI rank 0 of 2" in mpi and "MPI rank 1 of 2" in mpi, mpi
+    assert "child of hydra_pmi_proxy" in mpi, mpi
+    assert "stopped the mpi cluster of 2 engine(s)" in mpi and "nothing left running" in mpi
+    assert "2 engines answering" in slurm_text, slurm_text
+    assert " R " in slurm_text, slurm_text  # squeue lists the job as running
+    assert "Slurm job(s)" in slurm_text and "cancelled, nothing left running" in slurm_text
+    assert throwaway_slurm.jobs() == []
+    left = {p.pid for p in psutil.Process().children(recursive=True)} - before
+    assert_all_gone(left, timeout=30)
 
 
 # --------------------------------------------------------------------------
@@ -223,6 +251,29 @@ ALTERNATIVE = {
                 hosts.setdefault(name, []).append(engine_id)
             return hosts
         """,
+    # ipyparallel's Cluster itself, rows as lists, numpy integers
+    "ex-mpi": """
+        def mpi_report(n_engines=2):
+            from traitlets.config import Config
+
+            from course_lib.cluster import find_mpiexec
+
+            def ask():
+                import socket
+
+                import numpy
+                from mpi4py import MPI
+
+                world = MPI.COMM_WORLD
+                return [numpy.int64(world.rank), numpy.int64(world.size), socket.gethostname()]
+
+            config = Config()
+            config.MPIEngineSetLauncher.mpi_cmd = [find_mpiexec()]
+            with ipp.Cluster(engines="mpi", n=n_engines, controller_ip="127.0.0.1",
+                             log_level=40, config=config) as rc:
+                rows = rc[:].apply_sync(ask)
+            return sorted(rows, key=lambda row: row[0])
+        """,
     # its own loop of apply_async, engine ids from the task metadata
     "ex-grow": """
         def grow_search(client, estimator, param_space, split_paths, n_new=1):
@@ -264,6 +315,22 @@ WRONG = {
         """,
         "Ask each engine for socket.gethostname()",
     ),
+    # started, asked, but never stopped
+    "ex-mpi": (
+        """
+        def mpi_report(n_engines=2):
+            def ask():
+                import socket
+
+                from mpi4py import MPI
+
+                return MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size(), socket.gethostname()
+
+            mpi_client = course_cluster(n_engines, engines="mpi").start()
+            return sorted(mpi_client[:].apply_sync(ask))
+        """,
+        "stop the engines and the controller before returning",
+    ),
     # the engine joins once the search is over
     "ex-grow": (
         """
@@ -288,9 +355,28 @@ TEST_OF = {
     "quiz-expose": "test-quiz-expose",
     "quiz-copies": "test-quiz-copies",
     "quiz-retries": "test-quiz-retries",
+    "ex-mpi": "test-mpi",
     "ex-connection": "test-connection",
     "ex-hosts": "test-hosts",
     "ex-grow": "test-grow",
+}
+
+
+# Wrong in exercise 2 (the secret removed from the lesson's own connection file, in place),
+# right everywhere else: the exercises after it must not pay for that mistake.
+REWRITES_THE_FILE = {
+    "ex-connection": """
+        def shareable_connection(path):
+            with open(path) as file:
+                info = json.load(file)
+            info["key"] = "<redacted>"
+            with open(path, "w") as file:
+                json.dump(info, file)
+            return info
+
+
+        shareable_connection(client_file)  # the lesson's own file loses its key
+        """,
 }
 
 
@@ -300,3 +386,15 @@ class TestLesson07Answers(LessonAnswerTests):
     ALTERNATIVE = ALTERNATIVE
     WRONG = WRONG
     TEST_OF = TEST_OF
+    EXTRA_STUDENTS = {"rewrites-the-file": REWRITES_THE_FILE}
+
+    @pytest.mark.slow
+    def test_a_mistake_in_one_exercise_costs_only_that_exercise(self, graded):
+        outcome = graded.outcome("rewrites-the-file", self.LESSON)
+        assert outcome.status == "graded", outcome.message
+        assert outcome.cells["test-connection"][0] == 0
+        assert "changed the file" in self.error_text(outcome.autograded, "test-connection")
+        others = {gid: s for gid, s in outcome.cells.items() if gid != "test-connection"}
+        assert all(score == maximum for score, maximum in others.values()), others
+        assert others["test-grow"][1] > 0
+        assert not outcome.leftovers
