@@ -153,7 +153,7 @@ class ThrowawaySlurm:
         )
 
     def _read_pid(self, path):
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, IndexError):  # not written yet
             return int(Path(path).read_text().split()[0])
         return None
 
