@@ -1,11 +1,36 @@
-# Two commands for everyone: `make lab` (students) and `make test` (maintainers, CI).
+# Two commands for everyone: `make lab` (students) and `make test` (maintainers, CI);
+# `make instructor` is `make lab` with nbgrader's formgrader, for instructors.
 # Both create .venv from nothing (only python3 and make are needed) and reinstall
 # only when pyproject.toml changes: the stamp file's name holds its hash.
 
 PYTHON ?= python3
+# The Pythons the course claims: requires-python's lower bound and the newest
+# "Programming Language :: Python :: 3.N" classifier, both read from pyproject.toml.
+PYTHON_OLDEST := $(shell sed -n 's/^requires-python = ">=\([0-9.]*\)".*/\1/p' pyproject.toml)
+PYTHON_NEWEST := $(shell sed -n 's/.*"Programming Language :: Python :: \(3\.[0-9]*\)".*/\1/p' pyproject.toml | sort -t. -k2 -n | tail -n 1)
+# Every extra of pyproject.toml, comma-separated: every venv gets all of them.
+EXTRAS := $(shell sed -n '/^\[project.optional-dependencies\]/,/^\[/s/^\([A-Za-z0-9_-]*\) = \[.*/\1/p' pyproject.toml | paste -sd, -)
+# Which versions of the dependencies, each set in its own venv:
+#   DEPS=default  .venv         the newest pyproject.toml allows, when the venv is made
+#   DEPS=lowest   .venv-lowest  the lower bounds of pyproject.toml (uv's lowest-direct)
+#   DEPS=newest   .venv-newest  the newest releases, upgraded at every install
+DEPS ?= default
+ifeq ($(DEPS),default)
 VENV := .venv
+RESOLUTION :=
+else ifeq ($(DEPS),lowest)
+VENV := .venv-lowest
+RESOLUTION := --resolution lowest-direct
+else ifeq ($(DEPS),newest)
+VENV := .venv-newest
+RESOLUTION := --resolution highest --upgrade
+else
+$(error DEPS=$(DEPS): must be default, lowest or newest)
+endif
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell $(PYTHON) -c "import hashlib,pathlib;print(hashlib.sha256(pathlib.Path('pyproject.toml').read_bytes()).hexdigest()[:16])")
+# Stops at once, in one sentence, when the interpreter $(1) is older than the course needs.
+check_python = $(1) -c 'import sys; found = "%d.%d" % sys.version_info[:2]; sys.exit(0 if sys.version_info[:2] >= tuple(map(int, "$(PYTHON_OLDEST)".split("."))) else "make: $(1) is Python " + found + ", but this course needs Python $(PYTHON_OLDEST) or newer$(2).")'
 HOST ?= 127.0.0.1
 PORT ?= 8888
 SUBMISSIONS ?= submissions
@@ -14,22 +39,48 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: lab test lint format bench release check-release grade verify-exercises check-sandbox clean
+.PHONY: lab instructor test test-lowest test-newest check-python lint format bench release check-release grade verify-exercises check-sandbox clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml | check-python
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@rm -f $(VENV)/.installed-*
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[course,cluster,test]"
+	$(BIN)/uv pip install --python $(BIN)/python --quiet $(RESOLUTION) -e ".[$(EXTRAS)]"
 	@touch $@
 
+# Before anything is installed: the venv's Python if there is a venv, else $(PYTHON).
+check-python:
+	@if [ -x $(BIN)/python ]; then \
+	    $(call check_python,$(BIN)/python,: remove $(VENV) and run make again); \
+	else \
+	    $(call check_python,$(PYTHON),: run make with PYTHON=python$(PYTHON_OLDEST) or newer); \
+	fi
+
+# Students: no nbgrader instructor tools (as on Binder). Instructors: the formgrader.
 lab: $(STAMP)
 	@$(BIN)/python -m course_lib.lab --ip $(HOST) --port $(PORT)
+
+instructor: $(STAMP)
+	@$(BIN)/python -m course_lib.lab --instructor --ip $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/ruff check course_lib tests bench
 	$(BIN)/ruff format --check course_lib tests bench
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# `make test` from nothing on the lowest versions pyproject.toml allows, on the oldest
+# Python the course claims, and on the newest releases on the newest Python.
+# LOWEST_PYTHON / NEWEST_PYTHON pick other interpreters, PYTEST_ARGS some tests only.
+LOWEST_PYTHON ?= python$(PYTHON_OLDEST)
+NEWEST_PYTHON ?= python$(PYTHON_NEWEST)
+
+test-lowest:
+	rm -rf .venv-lowest
+	$(MAKE) test DEPS=lowest PYTHON=$(LOWEST_PYTHON)
+
+test-newest:
+	rm -rf .venv-newest
+	$(MAKE) test DEPS=newest PYTHON=$(NEWEST_PYTHON)
 
 lint: $(STAMP)
 	$(BIN)/ruff check course_lib tests bench
@@ -68,4 +119,4 @@ check-sandbox: $(STAMP)
 	$(GRADING) check-sandbox
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf .venv .venv-lowest .venv-newest .pytest_cache .ruff_cache

@@ -93,7 +93,10 @@ def _check_splits(cv, X, y, groups):
             f"cv must be an int, a scikit-learn splitter or an iterable of "
             f"(train, test) index pairs, but got {cv!r}."
         )
-    splits = list(cv.split(X, y, groups) if hasattr(cv, "split") else cv)
+    try:
+        splits = list(cv.split(X, y, groups) if hasattr(cv, "split") else cv)
+    except (ValueError, TypeError) as error:  # scikit-learn's, about the user's cv and data
+        raise type(error)(f"cv {cv!r} cannot split X and y: {error}") from error
     if not splits:
         raise ValueError(f"cv {cv!r} yields no split: there is nothing to persist.")
     checked = []

@@ -40,6 +40,20 @@ class LessonAnswerTests:
     LESSON = ALTERNATIVE = WRONG = TEST_OF = None
     EXTRA_STUDENTS = {}
 
+    def __init_subclass__(cls, **kwargs):
+        """Refuse a wrong answer without the words of its message.
+
+        An empty expected message is contained in every text, so the test
+        would pass whatever the student is told (or if nothing is said).
+        """
+        super().__init_subclass__(**kwargs)
+        for gid, (_, words) in (cls.WRONG or {}).items():
+            if not isinstance(words, str) or not words.strip():
+                raise TypeError(
+                    f"{cls.__name__}.WRONG[{gid!r}]: give the words of the message the student "
+                    f"must read, not {words!r}."
+                )
+
     @classmethod
     def solution(cls):
         return grading.REPO_ROOT / "solutions" / cls.LESSON / f"{cls.LESSON}.ipynb"
@@ -100,6 +114,11 @@ class LessonAnswerTests:
         }
         assert answers == set(self.ALTERNATIVE) == set(self.TEST_OF)
         assert set(self.WRONG) <= answers
+
+    def test_every_exercise_has_a_typical_mistake_with_its_message(self):
+        exercises = {gid for gid in self.ALTERNATIVE if gid.startswith("ex-")}
+        assert exercises <= set(self.WRONG), f"no wrong answer for {exercises - set(self.WRONG)}"
+        assert all(words.strip() for _, words in self.WRONG.values())
 
     @pytest.mark.slow
     def test_other_correct_answers_get_full_marks(self, graded):

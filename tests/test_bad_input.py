@@ -7,8 +7,6 @@ and the tasks the shared cluster has seen (none may be submitted).
 """
 
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +17,10 @@ import pytest
 from bad_input import assert_unchanged, snapshot
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import Perceptron
+from sklearn.model_selection import GroupKFold
 from sklearn.svm import SVC
 
-from course_lib import averaging, cluster, datasets, memory, search, splits, text
+from course_lib import averaging, cluster, datasets, memory, quiz, search, splits, text
 
 
 @dataclass
@@ -122,6 +121,27 @@ CASES = [
         ValueError,
         lambda w: "n_engines == 0",
     ),
+    # quiz
+    Case(
+        "quiz.seal('q', 60, 42)",
+        lambda w: quiz.seal("q", 60, 42),
+        TypeError,
+        lambda w: "42 (of type int)",
+    ),
+    Case("quiz.key(42, 60)", lambda w: quiz.key(42, 60), TypeError, lambda w: "42"),
+    Case(
+        "quiz.key('bad question!', 1)",
+        lambda w: quiz.key("bad question!", 1),
+        ValueError,
+        lambda w: "'bad question!'",
+    ),
+    Case(
+        "quiz.check(1, 'no-such-quiz')",
+        lambda w: quiz.check(1, "no-such-quiz"),
+        ValueError,
+        lambda w: "'no-such-quiz'",
+    ),
+    Case("quiz.is_correct(1, 42)", lambda w: quiz.is_correct(1, 42), TypeError, lambda w: "42"),
     # memory
     Case(
         "memory.process_memory(pid=-3)",
@@ -172,6 +192,12 @@ CASES = [
         lambda w: splits.persist_cv_splits(w.X, w.y, 1, w.root / "s"),
         ValueError,
         lambda w: "cv == 1",
+    ),
+    Case(
+        "splits.persist(GroupKFold without groups)",
+        lambda w: splits.persist_cv_splits(w.X, w.y, GroupKFold(3), w.root / "s"),
+        ValueError,
+        lambda w: "GroupKFold(n_splits=3",
     ),
     Case(
         "splits.persist(y too short)",
@@ -501,7 +527,8 @@ def test_the_data_loss_case_of_the_issue_keeps_the_file(world):
 
 
 # --------------------------------------------------------------------------
-# The grading command line: a --root that is not a course creates nothing
+# The grading command line (its main(), as `python -m course_lib.grading` runs
+# it): a --root that is not a course creates nothing
 # --------------------------------------------------------------------------
 
 
@@ -548,18 +575,16 @@ CLI_CASES = [
 @pytest.mark.parametrize(
     "make_root, command, names", [case[1:] for case in CLI_CASES], ids=[c[0] for c in CLI_CASES]
 )
-def test_grading_command_line_refuses_and_creates_nothing(tmp_path, make_root, command, names):
+def test_grading_command_line_refuses_and_creates_nothing(
+    tmp_path, monkeypatch, capsys, make_root, command, names
+):
+    from course_lib.grading.cli import main
+
     root = make_root(tmp_path)
+    monkeypatch.chdir(tmp_path)
     before = snapshot(tmp_path)
-    done = subprocess.run(
-        [sys.executable, "-m", "course_lib.grading", "--root", str(root), *command],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode != 0, done.stdout + done.stderr
-    assert names in done.stderr, done.stderr
+    assert main(["--root", str(root), *command]) == 2
+    assert names in capsys.readouterr().err
     assert_unchanged(before, [tmp_path])
 
 

@@ -18,6 +18,7 @@ installs binder/requirements.txt, runs binder/postBuild and starts with binder/s
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import re
@@ -81,6 +82,34 @@ def test_binder_pins_satisfy_the_course_requirements():
     assert re.fullmatch(r"python-3\.\d+", runtime), runtime
     requires_python = SpecifierSet(metadata.metadata("course_lib")["Requires-Python"])
     assert requires_python.contains(runtime.removeprefix("python-") + ".0")
+
+
+def _freeze_script():
+    path = BINDER / "freeze_requirements.py"
+    spec = importlib.util.spec_from_file_location("freeze_requirements", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_binder_pins_are_up_to_date_with_pyproject(tmp_path):
+    """The pins were made for what pyproject.toml asks for now, on runtime.txt's Python."""
+    freeze = _freeze_script()
+    text = (BINDER / "requirements.txt").read_text()
+    assert freeze.recorded(text) == freeze.declared(), (
+        "pyproject.toml changed since binder/requirements.txt was made: regenerate it with "
+        "`.venv/bin/python binder/freeze_requirements.py > binder/requirements.txt` "
+        "(after `make test`, which reinstalls .venv)"
+    )
+    made_with = re.search(r"\(Python (3\.\d+)\.\d+, ", text).group(1)
+    runtime = (BINDER / "runtime.txt").read_text().strip().removeprefix("python-")
+    assert made_with == runtime, f"pins made on Python {made_with}, Binder runs {runtime}"
+    # A raised bound is a change the check sees.
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        (REPO / "pyproject.toml").read_text().replace('"joblib>=', '"joblib>=99, >=', 1)
+    )
+    assert freeze.recorded(text) != freeze.declared(pyproject)
 
 
 # ----------------------------------------------------------------------------------------
@@ -396,6 +425,27 @@ def test_binder_jupyterlab_is_the_students(binder_env):
             server.wait()
         _processes.stop(family[1:])
     _assert_nothing_left(binder_env)
+
+
+def test_binder_terminals_find_the_course_commands(binder_env):
+    """JupyterLab's terminal runs the shell that postBuild configured: even after
+    /etc/profile resets PATH, the environment's python and nbgrader come first."""
+    config = binder_env.venv / "etc" / "jupyter" / "jupyter_server_config.d" / "course-lab.json"
+    shell = json.loads(config.read_text())["ServerApp"]["terminado_settings"]["shell_command"]
+    result = subprocess.run(
+        [*shell, "-c", "command -v python; command -v nbgrader; command -v ipcluster"],
+        env=_clean_env(PATH="/usr/bin:/bin", HOME=str(binder_env.home), TERM="dumb"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    bin_dir = binder_env.venv / "bin"
+    assert result.stdout.split() == [
+        str(bin_dir / "python"),
+        str(bin_dir / "nbgrader"),
+        str(bin_dir / "ipcluster"),
+    ], result.stdout + result.stderr
 
 
 # ----------------------------------------------------------------------------------------

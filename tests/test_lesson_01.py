@@ -28,16 +28,18 @@ ALTERNATIVE = {
     "quiz-targets": """
         answer_sum_a = 2 + (2 * 10 + 1)
         """,
-    # the engines' PIDs, measured from the notebook; MiB as 1024 * 1024
+    # the engines' PIDs, measured from the notebook; MiB as 1024 * 1024, as NumPy
+    # float32 (any real number is a number of MiB)
     "ex-engine-rss": """
         def engine_rss_mib(view):
             import os
 
+            import numpy
             import psutil
 
             pids = view.apply_async(os.getpid).get_dict()
             return {
-                engine: psutil.Process(pid).memory_info().rss / 1024 / 1024
+                engine: numpy.float32(psutil.Process(pid).memory_info().rss / 1024 / 1024)
                 for engine, pid in pids.items()
             }
         """,
@@ -92,3 +94,10 @@ class TestLesson01Answers(LessonAnswerTests):
     ALTERNATIVE = ALTERNATIVE
     WRONG = WRONG
     TEST_OF = TEST_OF
+
+
+def test_an_empty_expected_message_is_refused():
+    with pytest.raises(TypeError, match=r"WRONG\['ex-allocate'\]: give the words"):
+
+        class Vacuous(LessonAnswerTests):
+            WRONG = {"ex-allocate": ("def allocate_on_engines(view, size_mib): pass", "")}

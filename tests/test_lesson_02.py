@@ -23,19 +23,22 @@ ALTERNATIVE = {
     "quiz-balance": """
         answer_seconds = 4.0
         """,
-    # one apply_async per item, polled with ready(), instead of map and progress
+    # one apply_async per item, polled with ready(), instead of map and progress;
+    # the pair as a list, the counts as NumPy integers
     "ex-map-progress": """
         import time
+
+        import numpy as np
 
 
         def map_with_progress(view, func, items):
             tasks = [view.apply_async(func, item) for item in items]
             progress = []
             while True:
-                done = sum(task.ready() for task in tasks)
+                done = np.int64(sum(task.ready() for task in tasks))
                 progress.append(done)
                 if done == len(tasks):
-                    return [task.get() for task in tasks], progress
+                    return [[task.get() for task in tasks], progress]
                 time.sleep(0.02)
         """,
     # a Counter, and timestamps subtracted as floats

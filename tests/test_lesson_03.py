@@ -25,7 +25,7 @@ ALTERNATIVE = {
     "quiz-fancy": """
         answer_fancy = "B"
         """,
-    # numpy arrays, and the size converted to MiB the other way round
+    # numpy arrays, the size converted to MiB the other way round, a float32
     "ex-copies-held": """
         def copies_held(before, after, nbytes):
             import numpy as np
@@ -33,7 +33,7 @@ ALTERNATIVE = {
             engines = sorted(after)
             pss_after = np.array([after[e]["pss_mb"] for e in engines])
             pss_before = np.array([before[e]["pss_mb"] for e in engines])
-            return float((pss_after - pss_before).sum() * 2**20 / nbytes)
+            return np.float32((pss_after - pss_before).sum() * 2**20 / nbytes)
         """,
     # a function that sets the engine's global, open_memmap instead of np.load
     "ex-map-on-engines": """
@@ -116,7 +116,7 @@ WRONG = {
         answer_mode = "r"
         quiz.check(answer_mode, "l3-mode:3591461cb137d503585a")
         """,
-        "",
+        "Not the right mode",
     ),
 }
 

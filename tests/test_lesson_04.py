@@ -38,7 +38,7 @@ ALTERNATIVE = {
             model.set_params(**params)
             return float(model.fit(parts[0], parts[1]).score(parts[2], parts[3]))
         """,
-    # defaultdict and heapq instead of a sort
+    # defaultdict and heapq instead of a sort; a tuple where the text says a list
     "ex-best-so-far": """
         def best_so_far(candidates, tasks, n_top=3):
             import heapq
@@ -49,9 +49,9 @@ ALTERNATIVE = {
                 if task.ready():
                     done[i].append(task.result()["test_score"])
             means = [(sum(s) / len(s), candidates[i]) for i, s in done.items()]
-            return heapq.nlargest(n_top, means, key=lambda pair: pair[0])
+            return tuple(heapq.nlargest(n_top, means, key=lambda pair: pair[0]))
         """,
-    # a loop of our own over ParameterSampler instead of launch_search
+    # a loop of our own over ParameterSampler instead of launch_search; a tuple
     "ex-budget": """
         def budgeted_search(view, split_paths, budget, random_state):
             from sklearn.model_selection import ParameterSampler
@@ -64,7 +64,7 @@ ALTERNATIVE = {
             rows = [{"params": params,
                      "mean_test_score": float(np.mean([t.get()["test_score"] for t in row]))}
                     for params, row in zip(settings, pending)]
-            return sorted(rows, key=lambda row: row["mean_test_score"], reverse=True)
+            return tuple(sorted(rows, key=lambda row: row["mean_test_score"], reverse=True))
         """,
 }
 
@@ -107,7 +107,7 @@ WRONG = {
         """
         answer_matters = "C"
         """,
-        "",
+        "Not that one",
     ),
 }
 

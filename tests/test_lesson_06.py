@@ -23,7 +23,8 @@ ALTERNATIVE = {
     "quiz-average": """
         answer_average = ("D", "A")
         """,
-    # one apply_async per partition, classes counted with a Counter
+    # one apply_async per partition, classes counted with a Counter; NumPy integer
+    # keys and lists where the text shows tuples
     "ex-partition-classes": """
         def partition_classes(view, csv_path, n_partitions):
             def count(path, n, k):
@@ -37,7 +38,7 @@ ALTERNATIVE = {
 
             tasks = {k: view.apply_async(count, csv_path, n_partitions, k)
                      for k in range(n_partitions)}
-            return {k: tuple(task.get()) for k, task in tasks.items()}
+            return {np.int64(k): task.get() for k, task in tasks.items()}
         """,
     # a running sum, and copy.copy of the estimator with fresh arrays
     "ex-average": """

@@ -19,6 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from course_lib.grading.checks import stage_submission
+from course_lib.grading.integrity import (
+    arm_guard,
+    failure_messages,
+    run_time_reasons,
+    scrub_handback,
+    stderr_notes,
+    withheld_note,
+)
 from course_lib.grading.layout import (
     REPO_ROOT,
     SOURCE_DIR,
@@ -26,9 +34,11 @@ from course_lib.grading.layout import (
     prepare_lessons,
     select_lessons,
 )
+from course_lib.grading.leaks import hidden_test_lines
 from course_lib.grading.notebooks import grade_id, nbgrader_meta, read_notebook
 from course_lib.grading.report import GradeReport, Outcome, write_csv
 from course_lib.grading.runner import (
+    RUNTIME_DIR,
     TASK_TIMEOUT,
     Workspace,
     check_jobs,
@@ -139,6 +149,7 @@ def grade_one(
             shutil.copytree(staged / "submitted", root / "submitted")
         db_path = root / "gradebook.db"
         shutil.copy(template_db, db_path)
+        guard_secret = arm_guard(root / RUNTIME_DIR)
         run = run_steps(workspace, root, steps, timeout=task_timeout, attempt=attempt)
         autograded = root / "autograded" / student / lesson.lesson
         failure = infrastructure_failure(run, root / "nbgrader.log", autograded, setup_cells)
@@ -170,6 +181,21 @@ def grade_one(
         return outcome, info
     if outcome.autograded is not None:
         outcome.notes.extend(timeout_notes(autograded, run.execute_timeout))
+        outcome.notes.extend(stderr_notes(autograded))
+        caught = run_time_reasons(root / RUNTIME_DIR, guard_secret, autograded)
+        outcome.notes.extend(caught)
+        outcome.withheld.extend(caught)
+    if outcome.feedback is not None:
+        hidden = set()
+        for name in lesson.notebooks:
+            hidden |= hidden_test_lines(lesson.source / name)
+        removed = scrub_handback(outcome.feedback, hidden)
+        if removed:
+            outcome.flagged = True
+            outcome.notes.append(
+                f"feedback held {len(removed)} line(s) of a hidden test: removed before "
+                "handing it back"
+            )
     by_action = {step["action"]: step for step in run.steps}
     autograde_ok = by_action.get("autograde", {}).get("success", False)
     if not autograde_ok:
@@ -191,6 +217,11 @@ def grade_one(
                     outcome.manual.append(cell["cell"])
     if outcome.manual:
         outcome.notes.append(f"to grade by hand: {', '.join(outcome.manual)}")
+    if outcome.withheld:
+        outcome.flagged = True
+        outcome.notes.insert(0, withheld_note(outcome.score, outcome.max_score))
+    if outcome.autograded is not None:
+        outcome.failures = failure_messages(outcome.autograded, outcome.cells)
     return outcome, info
 
 
@@ -299,7 +330,10 @@ def merge_into_gradebook(master, outcome, task, course_id, max_scores):
         if data is not None:
             notebook.late_submission_penalty = data["penalty"]
         for grade in notebook.grades:
-            if graded and data is not None and grade.name in data["grades"]:
+            if outcome.withheld and grade.max_score:
+                # Changed the rules: no automatic points until a person has looked.
+                grade.auto_score, grade.needs_manual_grade = 0.0, True
+            elif graded and data is not None and grade.name in data["grades"]:
                 grade.auto_score, grade.needs_manual_grade = data["grades"][grade.name]
             else:
                 # Not gradable automatically: zero, left for the instructor to look at.

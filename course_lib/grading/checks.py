@@ -17,6 +17,7 @@ import shutil
 import warnings
 from pathlib import Path
 
+from course_lib.grading.integrity import check_tampering
 from course_lib.grading.notebooks import grade_id, nbgrader_meta, read_notebook
 
 __all__ = [
@@ -45,6 +46,8 @@ class SubmittedNotebook:
         What the checks noticed, in words for the student and the instructor.
     flagged : bool
         True when the instructor should look at it.
+    withheld : list of str
+        Reasons to withhold its automatic points until it is graded by hand.
     """
 
     notebook: object
@@ -52,6 +55,7 @@ class SubmittedNotebook:
     solution: object
     notes: list = dataclasses.field(default_factory=list)
     flagged: bool = False
+    withheld: list = dataclasses.field(default_factory=list)
 
     def first_cells(self):
         """``{grade_id: cell}`` of the submission's first cell of every released id."""
@@ -158,6 +162,7 @@ SUBMISSION_CHECKS = [
     check_cell_metadata,
     check_deleted_cells,
     check_duplicated_cells,
+    check_tampering,
 ]
 
 
@@ -261,6 +266,7 @@ def stage_submission(outcome, folder, lesson, task_root):
         )
         outcome.notes.extend(checked.notes)
         outcome.flagged |= checked.flagged
+        outcome.withheld.extend(checked.withheld)
         import nbformat
 
         with warnings.catch_warnings():

@@ -39,6 +39,11 @@ class Outcome:
     attempts : int
         Grading attempts it took (more than one after a failure that was not
         the student's).
+    withheld : list of str
+        Why its automatic points are withheld until it is graded by hand
+        (code that changes the rules of grading); empty for most.
+    failures : list of str
+        What each test cell that lost points said (``grades.csv`` shows it).
     """
 
     student: str
@@ -54,6 +59,8 @@ class Outcome:
     flagged: bool = False
     sandboxed: bool = True
     attempts: int = 1
+    withheld: list = dataclasses.field(default_factory=list)
+    failures: list = dataclasses.field(default_factory=list)
     autograded: Path | None = None
     feedback: Path | None = None
     log: Path | None = None
@@ -115,6 +122,8 @@ class GradeReport:
                 text = o.status
             else:
                 text = f"{o.score:g}/{o.max_score:g}"
+            if o.withheld:
+                text = f"withheld/{o.max_score:g}"
             cells[o.student, o.lesson] = text + (" !" if o.message else "")
         rows = [["student", *lessons]]
         rows += [[s, *(cells.get((s, lesson), "") for lesson in lessons)] for s in students]
@@ -186,7 +195,7 @@ CSV_COLUMNS = [
     ("score", lambda o: "" if o.status == "error" else f"{o.score:g}"),
     ("max_score", lambda o: f"{o.max_score:g}"),
     ("status", lambda o: o.status),
-    ("message", lambda o: o.message),
+    ("message", lambda o: "; ".join(m for m in (o.message, *o.failures) if m)),
     ("seconds", lambda o: f"{o.seconds:.1f}"),
     ("attempts", lambda o: str(o.attempts)),
 ]

@@ -283,6 +283,11 @@ def make_course_root(workspace, prefix, lesson_dirs, db_path=None, timeout=None)
             f"c.KernelManager.connection_file = {str(runtime / 'kernel.json')!r}",
             f"c.KernelManager.ip = {str(runtime / 'kernel-ipc')!r}",
         ]
+    # The run-time guard in the kernel; warnings printed by a test cell are a note.
+    lines += [
+        "from course_lib.grading.integrity import configure_nbgrader",
+        "configure_nbgrader(c)",
+    ]
     (root / "nbgrader_config.py").write_text("\n".join(lines) + "\n")
     return root
 

@@ -17,7 +17,7 @@ from .lab_browser import (
     ARTIFACTS_WRITTEN,
     CHROMIUM,
     HOW_TO_ENABLE,
-    LAB_OVERRIDES,
+    TERMINAL_USER_SETTINGS,
     Browser,
     Lab,
     copy_course,
@@ -49,29 +49,41 @@ def browser(tmp_path):
         assert not survivors, f"could not stop Chromium's processes: {survivors}"
 
 
-@pytest.fixture
-def lab(tmp_path):
-    """JupyterLab on a free 127.0.0.1 port with a token, on a copy of the course.
-
-    Request it after ``browser``, so that a missing Chromium skips the test before
-    JupyterLab starts. A test may call ``lab.stop()`` itself to check that nothing is
-    left; the fixture stops it again (a no-op then) whatever happened.
-    """
+def _lab(tmp_path, instructor):
     root = tmp_path / "course"
     home = tmp_path / "home"
-    settings = tmp_path / "lab-settings"
-    for folder in (root, home / ".jupyter", settings):
+    terminal_settings = home / ".jupyter" / "lab" / "user-settings" / "@jupyterlab"
+    terminal_settings = terminal_settings / "terminal-extension"
+    for folder in (root, terminal_settings):
         folder.mkdir(parents=True)
     copy_course(root)
-    # JupyterLab's news pop-up, turned off by a settings override file.
-    (settings / "overrides.json").write_text(json.dumps(LAB_OVERRIDES, indent=2))
-    (home / ".jupyter" / "jupyter_server_config.json").write_text(
-        json.dumps({"LabApp": {"app_settings_dir": str(settings)}}, indent=2)
+    # Nothing else is configured here: the news pop-up and nbgrader's tools are what
+    # `make lab` / `make instructor` set up themselves.
+    (terminal_settings / "plugin.jupyterlab-settings").write_text(
+        json.dumps(TERMINAL_USER_SETTINGS, indent=2)
     )
-    server = Lab(root, home, token=os.urandom(12).hex())
+    server = Lab(root, home, token=os.urandom(12).hex(), instructor=instructor)
     try:
         server.start()
         yield server
     finally:
         survivors = server.stop()
         assert not survivors, f"could not stop JupyterLab's processes: {survivors}"
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """JupyterLab as `make lab` starts it (a student's), on a free 127.0.0.1 port with a
+    token, on a copy of the course.
+
+    Request it after ``browser``, so that a missing Chromium skips the test before
+    JupyterLab starts. A test may call ``lab.stop()`` itself to check that nothing is
+    left; the fixture stops it again (a no-op then) whatever happened.
+    """
+    yield from _lab(tmp_path, instructor=False)
+
+
+@pytest.fixture
+def instructor_lab(tmp_path):
+    """JupyterLab as `make instructor` starts it, with nbgrader's formgrader; as ``lab``."""
+    yield from _lab(tmp_path, instructor=True)

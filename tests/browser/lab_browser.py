@@ -21,6 +21,8 @@ from pathlib import Path
 
 import psutil
 
+from course_lib._processes import alive, process_tree, wait_gone
+
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("COURSE_CHROMIUM", "/usr/bin/chromium"))
 HOW_TO_ENABLE = (
@@ -44,14 +46,9 @@ LAB_START_TIMEOUT = 120
 #: Grace period of every process after SIGTERM, before SIGKILL.
 STOP_GRACE = 20
 
-# JupyterLab's pop-up asking whether it may fetch news, turned off: a settings
-# override, as binder/postBuild writes one for students.
-LAB_OVERRIDES = {
-    "@jupyterlab/apputils-extension:notification": {
-        "checkForUpdates": False,
-        "fetchNews": "false",
-    }
-}
+# xterm.js draws terminals on a canvas; in screen-reader mode it also keeps their rows
+# as text in the page, where a test can read them. A user setting of the test's HOME.
+TERMINAL_USER_SETTINGS = {"screenReaderMode": True}
 
 #: Artifacts written during this run, listed again at its end (see conftest.py).
 ARTIFACTS_WRITTEN = []
@@ -65,32 +62,6 @@ def record_artifact(path):
 
 # ----------------------------------------------------------------------------------------
 # Processes: stop a family by PID, never by name.
-
-
-def family_of(pid):
-    """``pid`` and all its live descendants, as psutil processes."""
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return []
-
-
-def _alive(proc):
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def wait_gone(processes, timeout):
-    """Wait until every process has exited; return those still alive."""
-    deadline = time.monotonic() + timeout
-    alive = [p for p in processes if _alive(p)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.1)
-        alive = [p for p in alive if _alive(p)]
-    return alive
 
 
 def kill_survivors(processes, grace=STOP_GRACE):
@@ -111,9 +82,11 @@ def kill_survivors(processes, grace=STOP_GRACE):
 
 
 class Lab:
-    """A JupyterLab server started with ``python -m course_lib.lab`` in ``root``."""
+    """A JupyterLab server started with ``python -m course_lib.lab`` in ``root``:
+    ``make lab`` (a student's), or ``make instructor`` with ``instructor=True``."""
 
-    def __init__(self, root, home, token):
+    def __init__(self, root, home, token, instructor=False):
+        self.instructor = instructor
         self.root = root
         self.home = home
         self.token = token
@@ -150,8 +123,10 @@ class Lab:
         # `make lab` runs `python -m course_lib.lab --ip 127.0.0.1 --port PORT` in the
         # repository. Here the working directory is the copy: `-m` puts it first on
         # sys.path, so the copy's course_lib serves JupyterLab rooted at the copy.
+        command = [sys.executable, "-m", "course_lib.lab", "--ip", "127.0.0.1"]
+        command += ["--port", str(self.port), *(["--instructor"] if self.instructor else [])]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "course_lib.lab", "--ip", "127.0.0.1", "--port", str(self.port)],
+            command,
             cwd=self.root,
             env=env,
             stdout=self._log,
@@ -182,13 +157,14 @@ class Lab:
     def remember_family(self):
         """Note every process of the server's family (kernels, engines) by PID."""
         if self.proc is not None:
-            for proc in family_of(self.proc.pid):
+            for proc in process_tree(self.proc.pid):
                 self.pids.add(proc.pid)
-            return family_of(self.proc.pid)
+            return process_tree(self.proc.pid)
         return []
 
     def stop(self):
-        """SIGTERM the server (it shuts its kernels down, they stop their clusters),
+        """SIGTERM ``course_lib.lab``: it passes it on to the server, which shuts its
+        kernels down, and they stop their clusters;
         then SIGKILL by PID whatever of its family is still there."""
         if self.proc is None:
             return []
@@ -251,7 +227,7 @@ class Browser:
     def remember_family(self):
         family = []
         for child in getattr(self, "_ours", []):
-            family.extend(family_of(child.pid))
+            family.extend(process_tree(child.pid))
         self.pids.update(p.pid for p in family)
         return family
 
@@ -265,6 +241,6 @@ class Browser:
                 self._playwright.stop()
         for proc in family:  # the driver first asked nicely; now by PID
             with contextlib.suppress(psutil.Error):
-                if _alive(proc):
+                if alive(proc):
                     proc.terminate()
         return kill_survivors(family, grace=5)[1]

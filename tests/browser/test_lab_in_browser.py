@@ -3,7 +3,7 @@
 JupyterLab is started as `make lab` starts it (see conftest.py) on a copy of the course;
 Chromium, driven by Playwright, does what a person would: open lesson 1, run its first
 code cells (the setup cell starts the lesson's 2-engine cluster), type a cell of its own
-that uses the cluster, and, as the instructor, open the formgrader.
+that uses the cluster, and, as the instructor (`make instructor`), open the formgrader.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import re
 import time
 
 import nbformat
-import psutil
 import pytest
+
+from course_lib._processes import alive
 
 from .lab_browser import ARTIFACTS, STOP_GRACE, record_artifact
 
@@ -183,17 +184,10 @@ def test_lesson1_runs_in_the_browser(browser, lab):
     # Stopping JupyterLab stops the kernel, and the kernel its cluster.
     cluster_pids = {p.pid for p in family}
     assert not lab.stop()
-    still = [pid for pid in cluster_pids if _alive(pid)]
+    still = [pid for pid in cluster_pids if alive(pid)]
     assert not still, f"still running after JupyterLab stopped: {still}"
     if lab.killed:
         print(f"needed SIGKILL after {STOP_GRACE} s: {[p.pid for p in lab.killed]}")
-
-
-def _alive(pid):
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def _assignments(root):
@@ -204,7 +198,8 @@ def _assignments(root):
     return sorted(names)
 
 
-def test_formgrader_lists_the_lessons(browser, lab):
+def test_formgrader_lists_the_lessons(browser, instructor_lab):
+    lab = instructor_lab
     lessons = _assignments(lab.root)
     assert lessons, "no lesson in solutions/ or lessons/"
     page = browser.context.new_page()
