@@ -733,7 +733,7 @@ class CourseCluster:
             n_engines = len(self.client.ids) if self.client is not None else 0
             left = stop_cluster(self.cluster, self.client, grace=grace)
             if jobs:
-                _wait_for_jobs_gone(jobs, timeout=max(grace, 10.0))
+                _wait_for_jobs_gone(jobs, timeout=max(grace, 30.0))
             stopped = Stopped(
                 self.engines,
                 n_engines,

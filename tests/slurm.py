@@ -153,7 +153,7 @@ class ThrowawaySlurm:
         )
 
     def _read_pid(self, path):
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, IndexError):  # not written yet
             return int(Path(path).read_text().split()[0])
         return None
 
@@ -223,7 +223,14 @@ class ThrowawaySlurm:
 
     def jobs(self):
         """Ids of the jobs Slurm still lists (running, pending or completing)."""
-        return self.run("squeue", "-h", "-o", "%i", check=False).split()
+        return self.run("squeue", "-h", "-o", "%i").split()
+
+    def wait_no_jobs(self, timeout=30):
+        """Wait until no job is listed (a cancelled job stays 'completing' a few seconds)."""
+        deadline = time.monotonic() + timeout
+        while self.jobs() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return self.jobs()
 
     def processes(self):
         """The daemons and everything they started (job steps, their tasks), alive.
@@ -254,9 +261,7 @@ class ThrowawaySlurm:
         with contextlib.suppress(Exception):
             if self.jobs():
                 self.run("scancel", "--user", "root", check=False)
-                deadline = time.monotonic() + grace
-                while self.jobs() and time.monotonic() < deadline:
-                    time.sleep(0.2)
+                self.wait_no_jobs(timeout=grace)
         family = self.processes()
         still = [p.pid for p in _processes.stop(family, grace)]
         if still:
@@ -298,4 +303,4 @@ def throwaway_slurm(slurm_daemons, monkeypatch):
     for name, value in slurm_daemons.environment().items():
         monkeypatch.setenv(name, value)
     yield slurm_daemons
-    assert slurm_daemons.jobs() == [], "a job outlived its test"
+    assert slurm_daemons.wait_no_jobs() == [], "a job outlived its test"

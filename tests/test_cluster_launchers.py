@@ -122,7 +122,7 @@ def test_more_engines_than_the_partition_has_is_refused(throwaway_slurm):  # noq
         course_cluster(5, engines="slurm")
     with pytest.raises(ValueError, match="partition 'gpu' does not exist"):
         course_cluster(2, engines="slurm", config={"SlurmEngineSetLauncher": {"queue": "gpu"}})
-    assert throwaway_slurm.jobs() == []
+    assert throwaway_slurm.wait_no_jobs() == []
 
 
 def test_search_survives_scancel_of_its_engines(
@@ -211,5 +211,5 @@ def test_search_survives_scancel_of_its_engines(
     finally:
         stopped = cluster.stop()
     assert second_job in stopped.jobs
-    assert throwaway_slurm.jobs() == []
+    assert throwaway_slurm.wait_no_jobs() == []
     assert_all_gone(second_pids | controller_family, timeout=30)

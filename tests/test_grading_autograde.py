@@ -235,3 +235,30 @@ def test_the_gradebook_holds_every_submission(graded):
         assert gb.find_submission_notebook(LESSON, LESSON, "killer").flagged
         with pytest.raises(MissingEntry):
             gb.find_submission(LESSON, "absent")
+
+
+def test_a_host_without_the_exercise_launcher_is_an_error_not_a_zero(tmp_path):
+    """A test cell that raised LauncherUnavailable (no MPI, no Slurm on the grading host)
+    makes the submission an infrastructure failure, named, and not retried."""
+    from course_lib.grading.autograde import HOST_LACKS, infrastructure_failure
+    from course_lib.grading.runner import RunResult
+
+    nb = nbformat.v4.new_notebook()
+    test_cell = nbformat.v4.new_code_cell("raise LauncherUnavailable('no mpiexec')")
+    test_cell.metadata["nbgrader"] = {"grade": True, "grade_id": "test-mpi", "points": 3}
+    test_cell.outputs = [
+        nbformat.v4.new_output(
+            "error", ename="LauncherUnavailable", evalue="no mpiexec on PATH", traceback=[]
+        )
+    ]
+    nb.cells.append(test_cell)
+    nbformat.write(nb, tmp_path / "07_scaling_out.ipynb")
+    steps = [{"action": "autograde", "success": True}]
+    run = RunResult(0, False, 1.0, steps, [], [])
+    reason = infrastructure_failure(run, tmp_path / "log", tmp_path, {})
+    assert reason is not None and reason.startswith(HOST_LACKS)
+    assert "test-mpi" in reason and "no mpiexec on PATH" in reason
+
+    test_cell.outputs[0]["ename"] = "AssertionError"
+    nbformat.write(nb, tmp_path / "07_scaling_out.ipynb")
+    assert infrastructure_failure(run, tmp_path / "log", tmp_path, {}) is None

@@ -205,7 +205,7 @@ def test_lesson_starts_mpi_and_slurm_engines_for_real(
     assert "2 engines answering" in slurm_text, slurm_text
     assert " R " in slurm_text, slurm_text  # squeue lists the job as running
     assert "Slurm job(s)" in slurm_text and "cancelled, nothing left running" in slurm_text
-    assert throwaway_slurm.jobs() == []
+    assert throwaway_slurm.wait_no_jobs() == []
     left = {p.pid for p in psutil.Process().children(recursive=True)} - before
     assert_all_gone(left, timeout=30)
 

@@ -161,6 +161,8 @@ def grade_one(
                 f"== attempt {attempt} of {ATTEMPTS} failed, not by the student: {failure}",
                 file=log,
             )
+        if failure.startswith(HOST_LACKS):
+            break
     outcome.attempts = attempt
     outcome.seconds = time.time() - started
     outcome.log = root / "nbgrader.log"
@@ -175,7 +177,7 @@ def grade_one(
         outcome.status = "error"
         outcome.flagged = True
         outcome.notes.append(
-            f"not graded, no score: grading failed {ATTEMPTS} times, not by the student's "
+            f"not graded, no score: grading failed {attempt} time(s), not by the student's "
             f"fault: {failure}"
         )
         return outcome, info
@@ -290,6 +292,27 @@ def infrastructure_failure(run, log_path, autograded, setup_cells):
                     if output.get("output_type") == "error":
                         error = f"{output.get('ename')}: {output.get('evalue')}".strip(": ")
                         return f"the locked setup cell {grade_id(cell)} failed ({error[:200]})"
+    return _host_lacks_launcher(autograded)
+
+
+#: Start of the reason given when the grading host lacks a launcher (MPI, Slurm): retrying
+#: cannot help, so the submission is not graded again.
+HOST_LACKS = "this grading host cannot start the engines an exercise needs"
+
+
+def _host_lacks_launcher(autograded):
+    """The reason a cell failed with :class:`course_lib.cluster.LauncherUnavailable`, or None.
+
+    Such a cell asked for engines the grading host cannot start (no ``mpiexec``, no
+    Slurm): not the student's mistake, so never a score of zero.
+    """
+    for path in sorted(Path(autograded).glob("*.ipynb")):
+        with contextlib.suppress(Exception):
+            for cell in read_notebook(path).cells:
+                for output in cell.get("outputs", []):
+                    if output.get("ename") == "LauncherUnavailable":
+                        cell_id = grade_id(cell) or "a cell"
+                        return f"{HOST_LACKS} ({cell_id}: {output.get('evalue', '')[:200]})"
     return None
 
 

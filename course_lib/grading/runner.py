@@ -43,6 +43,8 @@ TASK_MEMORY_BYTES = int(1.5 * 2**30)
 TASK_TIMEOUT = 1800.0
 #: Seconds the processes of a finished task get to exit by themselves.
 SETTLE_SECONDS = 5.0
+#: Seconds a grading kernel gets to exit after nbgrader asks it to.
+KERNEL_SHUTDOWN_SECONDS = 30.0
 
 RUN_VAR = "COURSE_GRADING_RUN"
 TASK_VAR = "COURSE_GRADING_TASK"
@@ -272,6 +274,10 @@ def make_course_root(workspace, prefix, lesson_dirs, db_path=None, timeout=None)
     ]
     if timeout is not None:
         lines.append(f"c.Execute.timeout = {int(timeout)}")
+    # A kernel asked to shut down gets time to stop its cluster on a busy host
+    # (jupyter_client's default: 5 s, then SIGKILL), and its sandbox to list
+    # what it left running.
+    lines.append(f"c.KernelManager.shutdown_wait_time = {KERNEL_SHUTDOWN_SECONDS}")
     if workspace.sandbox:
         # The kernel has its own network namespace: Unix sockets cross it, TCP does
         # not. They and the connection file go in the task's own runtime folder,

@@ -285,15 +285,21 @@ def launch_kernel(kernel_args):
         print(f"{FAILURE_PREFIX} bwrap could not start: {exc}", file=sys.stderr, flush=True)
         return 70
 
-    def kill_sandbox(signum=None, frame=None):
+    def kill_sandbox():
         # bwrap's PID 1 dies, and the kernel tears the whole PID namespace down.
         for child in _descendants(proc.pid, depth=1):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
-        if signum is not None:
-            raise SystemExit(128 + signum)
 
-    signal.signal(signal.SIGTERM, kill_sandbox)
+    def terminate_kernel(signum, frame):
+        # jupyter_client's SIGTERM is meant for the kernel: the watcher passes it on,
+        # and says when the kernel has exited, as always.
+        for pid in _descendants(proc.pid):
+            if _INSIDE in _describe_pid(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, terminate_kernel)
     os.close(write_fd)
     with os.fdopen(read_fd) as pipe:
         message = pipe.readline().split()
