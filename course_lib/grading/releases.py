@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+from course_lib import _notebook_format
 from course_lib.grading.layout import (
     RELEASE_DIR,
     REPO_ROOT,
@@ -157,6 +158,11 @@ def check_release(course_root=REPO_ROOT, lessons=None):
         workspace.cleanup()
     for lesson in selected:
         problems.extend(lesson_leaks(course_root, lesson))
+        problems.extend(
+            _notebook_format.problems(
+                [course_root / SOURCE_DIR / lesson, course_root / RELEASE_DIR / lesson]
+            )
+        )
     return problems
 
 
