@@ -32,6 +32,8 @@ One module per step of the pipeline:
 ``releases``    ``release`` and ``check-release``
 ``leaks``       what a release must not contain
 ``checks``      submission checks, a list of small functions (add one there)
+``integrity``   fair and tamper-evident grading: the tamper check, the run-time guard,
+                warnings as notes, no hidden test in feedback
 ``runner``      the isolated runner: nbgrader in a process and folder of its own
 ``autograde``   ``grade``: one task per submission, the gradebook merge
 ``verify``      ``verify-exercises``
