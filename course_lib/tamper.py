@@ -106,7 +106,20 @@ _AGREEING = {
 # Quiz functions whose use in a loop searches the answers, and what reads keys.
 _QUIZ = "course_lib.quiz"
 _QUIZ_CHECKERS = {f"{_QUIZ}.is_correct", f"{_QUIZ}.check"}
-_QUIZ_KEYS = {f"{_QUIZ}.{name}" for name in ("key", "normalize", "_question_of", "_unseal")}
+_QUIZ_KEYS = {
+    f"{_QUIZ}.{name}"
+    for name in (
+        "key",
+        "normalize",
+        "_unseal",
+        "DATA_FILE",
+        "_load_quizzes",
+        "_resolve",
+        "_matches",
+    )
+}
+# The file that holds the quizzes' keys: naming it in a string is reading the keys.
+_QUIZ_DATA = "quiz_data.json"
 # Configuration objects of libraries, meant to be set by their users.
 _SETTINGS = ("matplotlib.rcParams", "matplotlib.pyplot.rcParams", "pandas.options", "numpy.random")
 _MUTATORS = {"pop", "popitem", "update", "setdefault", "clear", "__setitem__", "__delitem__"}
@@ -350,6 +363,10 @@ class _Scanner(ast.NodeVisitor):
             self.flag(f"searches quiz answers by calling {name} in a loop")
         if name.split(".")[0] in _LOW_LEVEL:
             self.low_level(name)
+
+    def visit_Constant(self, node):
+        if isinstance(node.value, str) and _QUIZ_DATA in node.value:
+            self.flag(f"reads quiz keys from {_QUIZ_DATA}")
 
     def visit_Call(self, node):
         func = self.origin(node.func)

@@ -144,6 +144,15 @@ ATTACKS = {
         "import course_lib.guard\nget_ipython()._course_guard.seen.clear()",
         "cell ex reaches into the grading's run-time check",
     ),
+    "quiz data file": (
+        "import json\nfrom course_lib import quiz\nkeys = json.loads(quiz.DATA_FILE.read_text())",
+        "cell ex reads quiz keys with course_lib.quiz.DATA_FILE",
+    ),
+    "quiz data by name": (
+        "import json, pathlib, course_lib\n"
+        "p = pathlib.Path(course_lib.__file__).parent / 'quiz_data.json'",
+        "cell ex reads quiz keys from quiz_data.json",
+    ),
     "quiz keys": (
         "from course_lib import quiz\nguess = quiz.key('l1-copies', 60)",
         "cell ex reads quiz keys with course_lib.quiz.key",
