@@ -27,7 +27,7 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 
 ROOT = "course_lib"
-EXTRAS = ("course",)
+EXTRAS = ("course", "cluster")
 # Left to the image: pinning these would downgrade the base environment's own.
 BUILD_TOOLS = {"pip", "setuptools", "wheel"}
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
