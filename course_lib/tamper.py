@@ -30,29 +30,20 @@ from __future__ import annotations
 import ast
 import builtins
 
+from course_lib.guard import _SHELL_LISTS, _SHELL_METHODS
+
 __all__ = ["scan_notebook", "scan_source", "student_cells"]
 
 _SHELL = "the IPython shell"
 # Attributes of the IPython shell through which code changes how later cells
 # (the tests included) run or report their errors.
 _SHELL_HOOKS = {
-    "ast_transformers",
-    "input_transformers_cleanup",
-    "input_transformers_post",
+    *_SHELL_METHODS,
+    *_SHELL_LISTS,
     "input_transformer_manager",
     "events",
-    "set_custom_exc",
     "custom_exceptions",
     "set_hook",
-    "showtraceback",
-    "_showtraceback",
-    "showsyntaxerror",
-    "run_cell",
-    "run_cell_async",
-    "run_ast_nodes",
-    "run_code",
-    "transform_cell",
-    "transform_ast",
     "compile",
     "displayhook",
     "display_pub",
