@@ -10,7 +10,7 @@ import os
 import time
 from pathlib import Path
 
-import psutil
+from course_lib import _processes
 
 
 def files_under(*folders):
@@ -33,14 +33,7 @@ def files_under(*folders):
 
 def child_processes():
     """PIDs of the live (not zombie) descendants of this process."""
-    pids = set()
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if child.status() != psutil.STATUS_ZOMBIE:
-                pids.add(child.pid)
-        except psutil.Error:
-            pass
-    return pids
+    return {proc.pid for proc in _processes.process_tree(os.getpid())[1:]}
 
 
 def snapshot(*folders):

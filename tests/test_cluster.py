@@ -13,6 +13,7 @@ import ipyparallel
 import psutil
 import pytest
 
+from course_lib import _processes
 from course_lib.cluster import (
     LauncherUnavailable,
     add_engines,
@@ -124,8 +125,7 @@ def test_engine_stuck_in_a_task_is_killed(assert_all_gone):
 
 
 def _live_children():
-    children = psutil.Process().children(recursive=True)
-    return {p.pid for p in children if p.status() != psutil.STATUS_ZOMBIE}
+    return {p.pid for p in _processes.process_tree(os.getpid())[1:]}
 
 
 def test_timeout_stops_what_was_started(assert_all_gone):

@@ -11,7 +11,6 @@ The second part grades other correct answers and typical wrong answers of
 every exercise and quiz of the lesson with the course's grading pipeline.
 """
 
-import contextlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from slurm import slurm_daemons, throwaway_slurm  # noqa: F401 (fixtures)
 from sshd import HOW_TO_ENABLE, ThrowawaySSHD, find_sshd
 from traitlets.config import Config
 
+from course_lib import _processes
 from course_lib.cluster import course_cluster, engine_pids
 from course_lib.search import evaluate, launch_search
 from course_lib.splits import persist_cv_splits
@@ -58,18 +58,8 @@ def sshd_server(tmp_path):
         assert not server.processes(), "sshd is still running"
 
 
-def _alive(pid):
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
 def _kill(pids):
-    for pid in pids:
-        if _alive(pid):
-            with contextlib.suppress(psutil.Error):
-                psutil.Process(pid).kill()
+    _processes.stop(list(pids), grace=2.0)
 
 
 def _ssh_cluster(server, remote_dir):
@@ -161,7 +151,7 @@ def test_ssh_launcher_engines_run_a_search_and_stop(sshd_server, tmp_path, asser
         extra = [
             p
             for p in psutil.Process().children(recursive=True)
-            if p.pid not in ssh_clients_before and _alive(p.pid)
+            if p.pid not in ssh_clients_before and _processes.alive(p.pid)
         ]
         if not extra or time.monotonic() > deadline:
             break
