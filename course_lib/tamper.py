@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import concurrent.futures
 
 from course_lib.guard import _SHELL_LISTS, _SHELL_METHODS
 
@@ -474,8 +475,16 @@ class _State:
 
 
 def _parse(source):
+    python = _python_of(source)
     try:
-        return ast.parse(_python_of(source))
+        try:
+            return ast.parse(python)
+        except SystemError:
+            # CPython 3.11 compares its AST builder's recursion count with the calling
+            # thread's, and was seen to get it wrong deep inside a parallel grading run
+            # ("AST constructor recursion depth mismatch"): parse again on a fresh thread.
+            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as fresh:
+                return fresh.submit(ast.parse, python).result()
     except (SyntaxError, ValueError):
         return None
 

@@ -156,7 +156,7 @@ def test_monitor_asking_the_engines_sees_memory_they_keep(client):
     assert sum(1 for s in monitor.samples if 1 in s["engines_mb"]) >= 3
 
 
-def _host_growth_of(mb, attempts=3):
+def _host_growth_of(mb, attempts=8):
     """Host peak growth while this process holds ``mb`` MiB, best of a few tries.
 
     The host's used memory is shared with every other program on it: one of
