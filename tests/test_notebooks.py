@@ -53,6 +53,11 @@ import warnings as _warnings
 
 for _category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
     _warnings.filterwarnings("error", category=_category)
+# Third-party, not the lesson's: on Python 3.12+ ipykernel starts tornado's IOLoop through
+# asyncio.get_event_loop() with no loop running yet, which warns.
+_warnings.filterwarnings(
+    "ignore", "There is no current event loop", DeprecationWarning, "tornado.ioloop"
+)
 del _category, _warnings
 """
 
