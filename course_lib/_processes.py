@@ -33,7 +33,7 @@ import time
 
 import psutil
 
-__all__ = ["alive", "describe", "find_marked", "process_tree", "stop", "wait_gone"]
+__all__ = ["alive", "describe", "find_marked", "process_tree", "stop", "stop_or_raise", "wait_gone"]
 
 #: Seconds between two looks at processes that should exit.
 POLL_SECONDS = 0.05
@@ -137,6 +137,26 @@ def stop(processes, grace=2.0):
         with contextlib.suppress(psutil.Error):
             proc.kill()
     return wait_gone(left, grace)
+
+
+def stop_or_raise(processes, what, grace=2.0):
+    """:func:`stop` ``processes``; raise if any survives, naming ``what`` they were.
+
+    Returns
+    -------
+    list of int
+        The PIDs that were asked to stop.
+
+    Examples
+    --------
+    >>> stop_or_raise([], "test")
+    []
+    """
+    processes = list(_processes(processes))
+    still = [p.pid for p in stop(processes, grace)]
+    if still:
+        raise RuntimeError(f"{what} processes survived SIGKILL: {still}")
+    return [p.pid for p in processes]
 
 
 def process_tree(proc):

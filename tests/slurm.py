@@ -262,13 +262,10 @@ class ThrowawaySlurm:
             if self.jobs():
                 self.run("scancel", "--user", "root", check=False)
                 self.wait_no_jobs(timeout=grace)
-        family = self.processes()
-        still = [p.pid for p in _processes.stop(family, grace)]
-        if still:
-            raise RuntimeError(f"Slurm processes survived SIGKILL: {still}")
+        stopped = _processes.stop_or_raise(self.processes(), "Slurm", grace)
         shutil.rmtree(self.folder, ignore_errors=True)
         shutil.rmtree(self.munge_dir, ignore_errors=True)
-        return [p.pid for p in family]
+        return stopped
 
     def __enter__(self):
         return self.start()

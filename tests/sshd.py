@@ -216,12 +216,9 @@ class ThrowawaySSHD:
 
         Returns the PIDs that were running (all gone when this returns).
         """
-        family = self.processes()
-        still = [p.pid for p in _processes.stop(family, grace)]
-        if still:
-            raise RuntimeError(f"sshd processes survived SIGKILL: {still}")
+        stopped = _processes.stop_or_raise(self.processes(), "sshd", grace)
         shutil.rmtree(self.folder, ignore_errors=True)
-        return [p.pid for p in family]
+        return stopped
 
     def __enter__(self):
         return self.start()
