@@ -119,10 +119,10 @@ def check(label):
     try:
         yield
     except AssertionError as error:
-        message = str(error).strip() or "a check of this exercise failed"
+        message = " ".join(str(error).split()) or "a check of this exercise failed"
         raise CheckFailed(label, message) from None
     except Exception as error:  # the test itself broke on what it was given
-        raise CheckFailed(label, f"{type(error).__name__}: {error}") from None
+        raise CheckFailed(label, " ".join(f"{type(error).__name__}: {error}".split())) from None
     print(f"\u2714 {label}: passed")
 
 
