@@ -1,9 +1,18 @@
-"""Shared fixtures: one real 2-engine local cluster for the whole session."""
+"""Shared fixtures: one real 2-engine local cluster for the whole session.
+
+And the hooks of the whole suite, from ``system_tools``: every run ends with a summary of
+its skips (reasons and counts), and under ``COURSE_REQUIRE_ALL=1`` (CI) a skip fails it.
+"""
 
 import os
 from pathlib import Path
 
 import pytest
+from system_tools import (  # noqa: F401 (the suite's hooks: see tests/system_tools.py)
+    pytest_configure,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
 
 from course_lib import _processes
 from course_lib.cluster import local_cluster
