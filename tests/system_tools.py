@@ -49,61 +49,72 @@ class Tool:
         Its key in :data:`TOOLS`; the variable is ``COURSE_REQUIRE_`` + its upper case.
     needed_by : str
         The tests that need it.
-    install : str
-        How to get it.
+    packages : tuple of str
+        The Debian packages that bring it, which ``.ci/run`` installs (a test checks).
+    other : str
+        How else to get it, or how to get it when no Debian package does.
     """
 
     name: str
     needed_by: str
-    install: str
+    packages: tuple = ()
+    other: str = ""
 
     @property
     def variable(self):
         return "COURSE_REQUIRE_" + self.name.upper().replace("-", "_")
 
+    @property
+    def install(self):
+        """How to get it, in one sentence."""
+        apt = ""
+        if self.packages:
+            apt = (
+                "as root, `apt-get update && apt-get install -y --no-install-recommends "
+                f"{' '.join(self.packages)}` (.ci/run does it)"
+            )
+        return "; or ".join(filter(None, (apt, self.other)))
 
-_APT = (
-    "as root: `apt-get update && apt-get install -y --no-install-recommends {}` (.ci/run does it)"
-)
 
 #: Every tool the suite needs that ``make test`` does not install, by name.
 TOOLS = {
     tool.name: tool
     for tool in (
-        Tool("sshd", "the SSH launcher test (lesson 7)", _APT.format("openssh-server")),
+        Tool("sshd", "the SSH launcher test (lesson 7)", ("openssh-server",)),
         Tool(
             "slurm",
             "the Slurm launcher tests (tests/test_cluster_launchers.py, lesson 7)",
-            _APT.format("slurmctld slurmd slurm-client munge"),
+            ("slurmctld", "slurmd", "slurm-client", "munge"),
         ),
         Tool(
             "mpi",
             "the MPI launcher tests (tests/test_cluster_launchers.py, lesson 7)",
-            "mpiexec and mpi4py come with the course's `cluster` extra (PyPI's mpich and "
-            "mpi4py): `make test` installs it; check that its install did not fail",
+            other="mpiexec and mpi4py come with the course's `cluster` extra (PyPI's mpich "
+            "and mpi4py), which `make test` installs: check that its install did not fail",
         ),
         Tool(
             "bwrap",
             "the grading sandbox (every graded notebook; grading refuses without it)",
-            _APT.format("bubblewrap"),
+            ("bubblewrap",),
         ),
         Tool(
             "browser",
-            "the browser tests (tests/browser/)",
-            _APT.format("chromium") + ", or COURSE_CHROMIUM naming a Chromium binary; and "
-            "Playwright for Python (the `test` extra, which `make test` installs)",
+            "the browser tests (tests/browser/), with Playwright for Python (the `test` "
+            "extra, which `make test` installs)",
+            ("chromium",),
+            "COURSE_CHROMIUM naming a Chromium binary",
         ),
         Tool(
             "binder-python",
             "the Binder environment test (tests/test_binder.py)",
-            "the Python that binder/runtime.txt names, as python3.N on PATH "
+            other="the Python that binder/runtime.txt names, as python3.N on PATH "
             "(suite.yml sets it up with actions/setup-python)",
         ),
         Tool(
             "old-python",
             "the Makefile's too-old-Python test (tests/test_makefile.py)",
-            "a Python older than requires-python, as python3.N on PATH or in ~/.pyenv "
-            "(suite.yml sets it up with actions/setup-python)",
+            other="a Python older than requires-python, as python3.N on PATH or in "
+            "~/.pyenv (suite.yml sets it up with actions/setup-python)",
         ),
     )
 }
