@@ -5,6 +5,7 @@ its skips (reasons and counts), and under ``COURSE_REQUIRE_ALL=1`` (CI) a skip f
 """
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,24 @@ def assert_all_gone():
         assert not alive, f"processes still alive after {timeout} s: {alive}"
 
     return check
+
+
+@pytest.fixture
+def wait_until():
+    """Poll until ``condition()`` holds; fail, naming ``what``, after ``timeout`` seconds.
+
+    For waiting on an event (a sample taken, a task running), in place of a sleep
+    that guesses how long it takes. The timeout only stops a hang: it is generous, and
+    no test asserts how fast anything was.
+    """
+
+    def wait(condition, what, timeout=120.0, poll=0.01):
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+            time.sleep(poll)
+
+    return wait
 
 
 def pytest_generate_tests(metafunc):
