@@ -209,8 +209,10 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def pytest_terminal_summary(terminalreporter):
+def pytest_terminal_summary(terminalreporter, config):
     """The skips of this run, by reason and count, and whether they fail it."""
+    if config.option.collectonly:
+        return
     counted, allowed = _skips(terminalreporter)
     terminalreporter.section("skip summary")
     if not counted and not allowed:
