@@ -1,9 +1,19 @@
-"""Shared fixtures: one real 2-engine local cluster for the whole session."""
+"""Shared fixtures: one real 2-engine local cluster for the whole session.
+
+And the hooks of the whole suite, from ``system_tools``: every run ends with a summary of
+its skips (reasons and counts), and under ``COURSE_REQUIRE_ALL=1`` (CI) a skip fails it.
+"""
 
 import os
+import time
 from pathlib import Path
 
 import pytest
+from system_tools import (  # noqa: F401 (the suite's hooks: see tests/system_tools.py)
+    pytest_configure,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
 
 from course_lib import _processes
 from course_lib.cluster import local_cluster
@@ -40,6 +50,24 @@ def assert_all_gone():
         assert not alive, f"processes still alive after {timeout} s: {alive}"
 
     return check
+
+
+@pytest.fixture
+def wait_until():
+    """Poll until ``condition()`` holds; fail, naming ``what``, after ``timeout`` seconds.
+
+    For waiting on an event (a sample taken, a task running), in place of a sleep
+    that guesses how long it takes. The timeout only stops a hang: it is generous, and
+    no test asserts how fast anything was.
+    """
+
+    def wait(condition, what, timeout=120.0, poll=0.01):
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+            time.sleep(poll)
+
+    return wait
 
 
 def pytest_generate_tests(metafunc):

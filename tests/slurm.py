@@ -24,14 +24,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+import system_tools
 
 from course_lib import _processes
 
-HOW_TO_ENABLE = (
-    "needs Slurm and munge: `apt-get install -y --no-install-recommends slurmctld slurmd "
-    "slurm-client munge` (as root; .ci/run does this before `make test`), then run the tests "
-    "as root. Set COURSE_REQUIRE_SLURM=1 to make its absence a failure instead of a skip."
-)
 DAEMONS = ("munged", "slurmctld", "slurmd")
 #: CPUs the node declares: more than the 2 cores here, so that an engine job and
 #: the replacement job of a test fit at once.
@@ -43,12 +39,10 @@ def find_slurm():
     if os.geteuid() != 0:
         return False, "not root: slurmd and munged must run as root and as munge"
     missing = [
-        name
-        for name in (*DAEMONS, "sbatch", "squeue", "scancel", "sinfo")
-        if shutil.which(name) is None and not os.access(f"/usr/sbin/{name}", os.X_OK)
+        name for name in (*DAEMONS, "sbatch", "squeue", "scancel", "sinfo") if _binary(name) is None
     ]
     if missing:
-        return False, f"{', '.join(missing)} not installed"
+        return False, f"{', '.join(missing)} not on PATH"
     try:
         import pwd
 
@@ -65,7 +59,8 @@ def _free_port():
 
 
 def _binary(name):
-    return shutil.which(name) or f"/usr/sbin/{name}"
+    """The command ``name`` on PATH, else None (ipyparallel's launcher looks there too)."""
+    return shutil.which(name)
 
 
 class ThrowawaySlurm:
@@ -282,10 +277,7 @@ def slurm_daemons(tmp_path_factory):
     """munged, slurmctld and slurmd on 127.0.0.1 for this module, stopped by PID."""
     ok, why = find_slurm()
     if not ok:
-        message = f"Slurm tests skipped: {why}. They {HOW_TO_ENABLE}"
-        if os.environ.get("COURSE_REQUIRE_SLURM") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        system_tools.unavailable("slurm", why)
     slurm = ThrowawaySlurm(tmp_path_factory.mktemp("slurm") / "slurm")
     slurm.start()
     try:

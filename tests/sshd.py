@@ -10,7 +10,8 @@ privilege separation directory that sshd insists on.
 Debian's ``openssh-server``, but only where that is safe: as root, with
 ``apt-get``, and with a ``policy-rc.d`` that stops the package from starting
 the system's own sshd (as in Docker images and CI containers). Elsewhere it
-returns None, and the tests skip with :data:`HOW_TO_ENABLE`.
+returns None and why, which the tests hand to ``system_tools.unavailable("sshd", why)``:
+a skip, or a failure where sshd is required (CI).
 """
 
 from __future__ import annotations
@@ -28,11 +29,6 @@ from course_lib import _processes
 
 SSHD = "/usr/sbin/sshd"
 POLICY_RC = Path("/usr/sbin/policy-rc.d")
-HOW_TO_ENABLE = (
-    "needs OpenSSH's server: install it with `apt-get update && apt-get install -y "
-    "openssh-server` (as root; .ci/run does this before `make test`), then run the tests "
-    "as root. Set COURSE_REQUIRE_SSHD=1 to make its absence a failure instead of a skip."
-)
 
 
 def _services_blocked():

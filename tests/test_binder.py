@@ -38,6 +38,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
+from system_tools import unavailable
 
 from course_lib import _processes
 from course_lib.lab import free_port
@@ -148,10 +149,7 @@ def _binder_python():
     found = shutil.which(f"python{version}")
     if found:
         return found
-    message = f"binder/runtime.txt asks for Python {version}, not found on this machine"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    unavailable("binder-python", f"binder/runtime.txt asks for {version}: no python{version}")
 
 
 def _uv():

@@ -8,6 +8,7 @@ and checks that the search still ends with every result, none computed twice.
 """
 
 import hashlib
+import importlib.util
 import json
 import os
 import time
@@ -19,6 +20,7 @@ import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import load_digits
 from slurm import slurm_daemons, throwaway_slurm  # noqa: F401 (fixtures)
+from system_tools import unavailable
 
 from course_lib import _processes
 from course_lib.cluster import add_engines, course_cluster, engine_pids, find_mpiexec
@@ -85,8 +87,9 @@ def digits_splits(tmp_path_factory):
 
 def test_mpi_engines_have_ranks_run_a_search_and_stop(digits_splits, assert_all_gone):
     if find_mpiexec() is None:
-        pytest.skip("no mpiexec: install the course's extra with pip install -e '.[cluster]'")
-    pytest.importorskip("mpi4py", reason="mpi4py missing: pip install -e '.[cluster]'")
+        unavailable("mpi", "no mpiexec on PATH")
+    if importlib.util.find_spec("mpi4py") is None:
+        unavailable("mpi", "mpi4py is not installed")
     cluster = course_cluster(2, engines="mpi", timeout=120)
     with cluster as client:
         (engine_set,) = client.cluster.engines.values()

@@ -12,7 +12,6 @@ every exercise and quiz of the lesson with the course's grading pipeline.
 """
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -23,7 +22,8 @@ import pytest
 from lesson_answers import LessonAnswerTests
 from nbclient import NotebookClient
 from slurm import slurm_daemons, throwaway_slurm  # noqa: F401 (fixtures)
-from sshd import HOW_TO_ENABLE, ThrowawaySSHD, find_sshd
+from sshd import ThrowawaySSHD, find_sshd
+from system_tools import unavailable
 from traitlets.config import Config
 
 from course_lib import _processes
@@ -45,10 +45,7 @@ def sshd_server(tmp_path):
     """A throw-away sshd on 127.0.0.1, stopped by PID afterwards."""
     path, why = find_sshd()
     if path is None:
-        message = f"SSH launcher test skipped: {why}. It {HOW_TO_ENABLE}"
-        if os.environ.get("COURSE_REQUIRE_SSHD") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("sshd", why)
     server = ThrowawaySSHD(tmp_path / "sshd", path)
     server.start()
     try:

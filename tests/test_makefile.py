@@ -1,15 +1,22 @@
 """The Makefile's guard: on a Python older than the course needs, `make lab` and `make
-test` stop at once, in one sentence, before creating or installing anything."""
+test` stop at once, in one sentence, before creating or installing anything.
+
+Twice: with a real older Python (CI sets one up: ``old-python`` in tests/system_tools.py),
+and with this Python against a copy of pyproject.toml whose bound is raised above it, which
+runs on every machine.
+"""
 
 import glob
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+from system_tools import unavailable
 
 REPO = Path(__file__).resolve().parent.parent
 #: What a make that runs these tests (make test, make test-lowest) passes down to the
@@ -51,16 +58,33 @@ def _too_old_python():
     return None
 
 
+def _course_copy(folder, requires=None):
+    """What make reads, with no venv; ``requires`` replaces requires-python's bound."""
+    shutil.copy(REPO / "Makefile", folder / "Makefile")
+    text = (REPO / "pyproject.toml").read_text()
+    if requires is not None:
+        text, count = re.subn(
+            r'^requires-python = ">=[0-9.]+"', f'requires-python = ">={requires}"', text, flags=re.M
+        )
+        assert count == 1
+    (folder / "pyproject.toml").write_text(text)
+
+
 @pytest.mark.parametrize("target", ["lab", "test"])
-def test_make_stops_at_once_on_a_too_old_python(tmp_path, target):
-    old = _too_old_python()
-    if old is None:
-        pytest.skip("no Python older than requires-python on this machine")
-    python, version = old
-    needed, _ = _oldest()
-    # A copy of what make reads, with no venv: nothing may be created there.
-    for name in ("Makefile", "pyproject.toml"):
-        shutil.copy(REPO / name, tmp_path / name)
+@pytest.mark.parametrize("interpreter", ["older", "raised bound"])
+def test_make_stops_at_once_on_a_too_old_python(tmp_path, target, interpreter):
+    if interpreter == "older":
+        needed, _ = _oldest()
+        old = _too_old_python()
+        if old is None:
+            unavailable("old-python", f"no Python older than {needed} on PATH or in ~/.pyenv")
+        python, version = old
+        _course_copy(tmp_path)
+    else:  # this Python, one minor version short of the copy's bound
+        major, minor = sys.version_info[:2]
+        python, version, needed = sys.executable, f"{major}.{minor}", f"{major}.{minor + 1}"
+        _course_copy(tmp_path, requires=needed)
+    # Nothing may be created in the copy.
     result = run_make(target, f"PYTHON={python}", cwd=tmp_path)
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if not line.startswith("make: ***")]

@@ -189,3 +189,82 @@ def test_every_binder_link_in_the_readme_names_one_repository():
     assert script.problems(text, "someone/else", fork=False)[0][0] == (
         "warning" if target == script.PLACEHOLDER else "error"
     )
+
+
+# ----------------------------------------------------------------------------------------
+# CI runs every test: .ci/run and suite.yml make a missing tool a failure.
+
+
+def test_ci_requires_every_tool_and_sets_up_every_python(tmp_path):
+    steps = _load("suite.yml")["jobs"]["test"]["steps"]
+    step = next(step for step in steps if "bash .ci/run" in step.get("run", ""))
+    assert step["env"]["COURSE_REQUIRE_ALL"] == "1"
+    assert (
+        'export COURSE_REQUIRE_ALL="${COURSE_REQUIRE_ALL:-1}"' in (REPO / ".ci" / "run").read_text()
+    )
+    # The Pythons step, run as GitHub runs it: Binder's and one older than requires-python.
+    pythons = next(step for step in steps if step.get("id") == "pythons")
+    output = tmp_path / "output"
+    subprocess.run(
+        ["bash", "-e", "-c", pythons["run"]], cwd=REPO, env={"GITHUB_OUTPUT": str(output),
+        "PATH": "/usr/bin:/bin"}, check=True, timeout=30,
+    )  # fmt: skip
+    found = dict(line.split("=", 1) for line in output.read_text().splitlines())
+    oldest, _ = _claimed_pythons()
+    binder = (REPO / "binder" / "runtime.txt").read_text().strip().removeprefix("python-")
+    assert found == {"binder": binder, "too_old": f"3.{int(oldest[2:]) - 1}"}
+    setup = next(s for s in steps if s.get("uses", "").startswith("actions/setup-python"))
+    assert setup["with"]["python-version"].strip().splitlines() == [
+        "${{ steps.pythons.outputs.too_old }}",
+        "${{ steps.pythons.outputs.binder }}",
+        "${{ inputs.python }}",  # last: the job's default python
+    ]
+
+
+def _fake_ci_machine(tmp_path, absent):
+    """A copy of .ci/run, and a PATH where every command it looks for is, but ``absent``.
+
+    No apt-get (so nothing is installed), and a ``make`` that prints the variables
+    the tests would see instead of running them.
+    """
+    (tmp_path / ".ci").mkdir()
+    shutil.copy(REPO / ".ci" / "run", tmp_path / ".ci" / "run")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for command in ("chromium", "bwrap", "sshd", "slurmctld", "slurmd", "sbatch", "munged"):
+        if command != absent:
+            (bin_dir / command).write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "make").write_text(
+        '#!/bin/sh\necho "make $* COURSE_REQUIRE_ALL=$COURSE_REQUIRE_ALL"\n'
+    )
+    for tool in ("dirname", "sort", "id"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    for path in bin_dir.iterdir():
+        path.chmod(0o755)
+    return {"PATH": str(bin_dir), "HOME": str(tmp_path)}
+
+
+def test_ci_run_stops_naming_a_package_it_could_not_install(tmp_path):
+    env = _fake_ci_machine(tmp_path, absent="bwrap")
+    run = [shutil.which("bash"), str(tmp_path / ".ci" / "run")]
+    result = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "no apt-get as root to install bubblewrap" in result.stdout
+    assert "required by the tests: bubblewrap (no bwrap; tool bwrap)" in result.stderr
+    assert "make test" not in result.stdout
+
+    # Exempted, its tests skip (and say so); the others stay required.
+    exempt = {**env, "COURSE_REQUIRE_BWRAP": "0"}
+    result = subprocess.run(run, env=exempt, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "bubblewrap missing (no bwrap): the tests that need bwrap will skip" in result.stdout
+    assert result.stdout.splitlines()[-1] == "make test COURSE_REQUIRE_ALL=1"
+
+
+def test_ci_run_runs_make_test_with_every_tool_required(tmp_path):
+    env = _fake_ci_machine(tmp_path, absent=None)
+    run = [shutil.which("bash"), str(tmp_path / ".ci" / "run")]
+    result = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == "make test COURSE_REQUIRE_ALL=1\n"
+    assert result.stderr == ""

@@ -4,19 +4,21 @@ Whatever a test's outcome, the fixtures stop everything they started, by PID.
 
 The tests need Debian's Chromium (``apt-get install -y chromium``, which ``.ci/run``
 does) and Playwright for Python (the ``test`` extra). Without them they are skipped
-with a message that says how to enable them. ``COURSE_CHROMIUM`` names another
-Chromium binary; ``COURSE_ARTIFACTS`` another folder for the screenshots.
+with a message that says how to enable them, or fail where the browser is required
+(``COURSE_REQUIRE_BROWSER=1`` or ``COURSE_REQUIRE_ALL=1``: CI; tests/system_tools.py).
+``COURSE_CHROMIUM`` names another Chromium binary; ``COURSE_ARTIFACTS`` another folder
+for the screenshots.
 """
 
 import json
 import os
 
 import pytest
+from system_tools import unavailable
 
 from .lab_browser import (
     ARTIFACTS_WRITTEN,
     CHROMIUM,
-    HOW_TO_ENABLE,
     TERMINAL_USER_SETTINGS,
     Browser,
     Lab,
@@ -35,11 +37,11 @@ def pytest_terminal_summary(terminalreporter):
 def browser(tmp_path):
     """Debian's Chromium through Playwright, in a fresh profile; skipped if missing."""
     if not CHROMIUM.exists():
-        pytest.skip(HOW_TO_ENABLE)
+        unavailable("browser", f"no Chromium at {CHROMIUM}")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        pytest.skip("Playwright for Python is missing: install the test extra (`make test`).")
+        unavailable("browser", "Playwright for Python is not installed")
     chromium = Browser(tmp_path / "chromium")
     try:
         chromium.start()

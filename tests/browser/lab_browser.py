@@ -25,11 +25,6 @@ from course_lib._processes import alive, process_tree, wait_gone
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("COURSE_CHROMIUM", "/usr/bin/chromium"))
-HOW_TO_ENABLE = (
-    f"no Chromium at {CHROMIUM}: the browser tests need Debian's chromium. Enable them "
-    "with `sudo apt-get install -y chromium` (.ci/run does it in CI), or point "
-    "COURSE_CHROMIUM at a Chromium binary."
-)
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
