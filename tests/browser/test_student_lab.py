@@ -21,8 +21,8 @@ import nbformat
 import psutil
 import pytest
 
-from course_lib.grading import _notebook_format
 from course_lib._processes import alive
+from course_lib.grading import _notebook_format
 
 from .lab_browser import ARTIFACTS, record_artifact
 
