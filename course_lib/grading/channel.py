@@ -410,6 +410,10 @@ class KernelBackend:
     def _check_alive(self):
         import psutil
 
+        status = self._spec.get("status_file")
+        if status:
+            with contextlib.suppress(OSError):
+                raise _channel_error(Path(status).read_text().strip()[:300])
         try:
             kernel = psutil.Process(self._kernel_pid)
             create_time = self._spec.get("create_time")
@@ -420,10 +424,6 @@ class KernelBackend:
             gone = True
         if gone:
             raise _channel_error("the notebook's kernel is not running any more (it died)")
-        status = self._spec.get("status_file")
-        if status:
-            with contextlib.suppress(OSError):
-                raise _channel_error(Path(status).read_text().strip()[:300])
 
     def _log(self, code):
         if self._spec.get("sent_log"):
