@@ -196,7 +196,9 @@ def grade_one(
     if outcome.autograded is not None:
         outcome.notes.extend(timeout_notes(autograded, run.execute_timeout))
         outcome.notes.extend(stderr_notes(autograded))
-        outcome.notes.extend(dead_kernel_notes(autograded))
+        died = dead_kernel_notes(autograded)
+        outcome.notes.extend(died)
+        outcome.flagged |= bool(died)
     if outcome.feedback is not None:
         hidden = set()
         for name in lesson.notebooks:

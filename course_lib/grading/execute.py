@@ -39,6 +39,7 @@ True
 from __future__ import annotations
 
 import ast
+import asyncio
 import contextlib
 import json
 import os
@@ -50,6 +51,7 @@ from pathlib import Path
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.util import run_sync
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Integer, Unicode
@@ -68,6 +70,8 @@ CHECKER_KERNEL = "course-checker"
 SENT_SUFFIX = ".sent.jsonl"
 TYPES_SUFFIX = ".checker-types.json"
 #: What the checker evaluates at the end: the types of every object it holds.
+#: What the checker runs, unawaited, while the student's first cells run.
+_WARM_UP = "import course_lib.grading.channel, numpy"
 _TYPES_EXPRESSION = (
     '__import__("json").dumps(sorted({str(getattr(type(o), "__module__", "?")) + "." + '
     'str(getattr(type(o), "__qualname__", "?")) for o in __import__("gc").get_objects()}))'
@@ -76,6 +80,13 @@ _TYPES_EXPRESSION = (
 
 class CheckerKernelError(RuntimeError):
     """The checker kernel died, did not start or stopped answering: not the student's doing."""
+
+
+def _write_json(path, value):
+    """Write ``value`` to ``path`` at once: a reader sees the old file or the new one."""
+    tmp = Path(f"{path}.part")
+    tmp.write_text(json.dumps(value, indent=1))
+    os.replace(tmp, path)
 
 
 def is_test_cell(cell):
@@ -153,15 +164,18 @@ class TwoKernelExecute(Execute):
             if self.km is None:
                 self.km = self.create_kernel_manager()
             student_env, scratch = self._student_env()
-            with self.setup_kernel(env=student_env):
+            checker = self._checker(runtime, scratch)
+            # Both kernels start at once: the checker's start costs no time of its own.
+            self._start(checker, student_env)
+            with self.setup_kernel(), checker.setup_kernel(cleanup_kc=True):
                 info_msg = self.wait_for_reply(self.kc.kernel_info())
                 self.nb.metadata["language_info"] = info_msg["content"]["language_info"]
-                checker = self._checker(runtime, scratch)
-                with checker.setup_kernel(env=checker.course_env, cleanup_kc=True):
-                    checker.wait_for_reply(checker.kc.kernel_info())
-                    for index, cell in enumerate(self.nb.cells):
-                        self._run_cell(checker, cell, index)
-                    types = self._checker_types(checker)
+                self._complete_spec(checker)
+                # The checker imports the channel while the student's first cells run.
+                checker.kc.execute(_WARM_UP, silent=True, store_history=False)
+                for index, cell in enumerate(self.nb.cells):
+                    self._run_cell(checker, cell, index)
+                types = self._checker_types(checker)
         except (OSError, RuntimeError) as error:
             if isinstance(error, CheckerKernelError) or not self._checker_started:
                 raise
@@ -190,31 +204,25 @@ class TwoKernelExecute(Execute):
         return env, run_dir / "scratch"
 
     def _checker(self, runtime, scratch):
-        """The checker's client and kernel manager, and the channel's spec."""
+        """The checker's client and kernel manager; the first part of the channel's spec.
+
+        What the checker's sandbox binds is known before either kernel starts;
+        the student kernel's connection and process follow (:meth:`_complete_spec`).
+        """
         student = self.km
-        launcher = student.provisioner.process.pid if student.provisioner else None
-        kernel = kernel_process(launcher) if launcher else None
-        if kernel is None:
-            raise CheckerKernelError("the student's kernel process could not be found")
-        workdir = Path(self.resources.get("metadata", {}).get("path") or os.getcwd()).resolve()
-        spec_path = write_spec(
-            runtime / "channel.json",
-            connection=student.get_connection_info(),
-            kernel_pid=kernel.pid,
-            create_time=kernel.create_time(),
-            folder=workdir,
-            sent_log=self._sent_log,
-            max_bytes=self.max_reply_bytes,
-        )
-        spec = json.loads(spec_path.read_text())
-        spec["status_file"] = str(self._status_file)
+        self._workdir = Path(self.resources.get("metadata", {}).get("path") or os.getcwd())
+        self._workdir = self._workdir.resolve()
+        self._spec_path = runtime / "channel.json"
+        self._spec = {"status_file": str(self._status_file)}
         if scratch is not None:
-            spec["sandbox"] = {
-                "workdir": str(workdir),
+            # The student's launcher fills it; the checker binds it read-only.
+            scratch.mkdir(parents=True)
+            self._spec["sandbox"] = {
+                "workdir": str(self._workdir),
                 "folder": str(scratch),
                 "student_runtime": str(Path(student.connection_file).resolve().parent),
             }
-        spec_path.write_text(json.dumps(spec, indent=1))
+        _write_json(self._spec_path, self._spec)
         manager = {"kernel_name": self.checker_kernel_name}
         if student.transport == "ipc":
             manager.update(
@@ -229,10 +237,58 @@ class TwoKernelExecute(Execute):
         checker.reset_execution_trackers()
         checker.resources = self.resources
         checker.kernel_name = self.checker_kernel_name
-        checker.course_env = {**os.environ, CHANNEL_VAR: str(spec_path)}
-        checker.course_env.pop(sandboxing.RUN_DIR_VAR, None)
-        self._checker_started = True
         return checker
+
+    def _start(self, checker, student_env):
+        """Start both kernels at once and wait until both answer."""
+        checker_env = {**os.environ, CHANNEL_VAR: str(self._spec_path)}
+        checker_env.pop(sandboxing.RUN_DIR_VAR, None)
+
+        async def start():
+            steps = (
+                lambda: (
+                    self.async_start_new_kernel(env=student_env),
+                    checker.async_start_new_kernel(env=checker_env),
+                ),
+                lambda: (
+                    self.async_start_new_kernel_client(),
+                    checker.async_start_new_kernel_client(),
+                ),
+            )
+            for step in steps:
+                student, checked = await asyncio.gather(*step(), return_exceptions=True)
+                if isinstance(student, BaseException):
+                    raise student
+                if isinstance(checked, BaseException):
+                    raise CheckerKernelError(f"the checker kernel did not start: {checked!r}")
+
+        try:
+            run_sync(start)()
+        except BaseException:
+            for client in (checker, self):
+                with contextlib.suppress(Exception):
+                    client._cleanup_kernel()
+            raise
+        self._checker_started = True
+
+    def _complete_spec(self, checker):
+        """The rest of the spec: how to reach the student's kernel, its process."""
+        launcher = self.km.provisioner.process.pid if self.km.provisioner else None
+        kernel = kernel_process(launcher) if launcher else None
+        if kernel is None:
+            raise RuntimeError("the student's kernel process could not be found")
+        written = write_spec(
+            self._spec_path.with_suffix(".tmp"),
+            connection=self.km.get_connection_info(),
+            kernel_pid=kernel.pid,
+            create_time=kernel.create_time(),
+            folder=self._workdir,
+            sent_log=self._sent_log,
+            max_bytes=self.max_reply_bytes,
+        )
+        spec = {**json.loads(written.read_text()), **self._spec}
+        written.unlink()
+        _write_json(self._spec_path, spec)
 
     # -- cells
     def _run_cell(self, checker, cell, index):

@@ -307,12 +307,12 @@ def launch_kernel(kernel_args):
     base = Path(os.environ[SANDBOX_DIR_VAR])
     base.mkdir(parents=True, exist_ok=True)
     if os.environ.get(RUN_DIR_VAR):
-        run_dir = Path(os.environ[RUN_DIR_VAR])
-        run_dir.mkdir(parents=True)
+        run_dir = Path(os.environ[RUN_DIR_VAR])  # the executor may have made scratch/
+        run_dir.mkdir(parents=True, exist_ok=True)
     else:
         run_dir = Path(tempfile.mkdtemp(prefix="kernel-", dir=base))
     scratch = run_dir / "scratch"
-    shutil.copytree(workdir, scratch, symlinks=True)
+    shutil.copytree(workdir, scratch, symlinks=True, dirs_exist_ok=True)
     connection = Path(kernel_args[kernel_args.index("-f") + 1]).resolve()
     if connection.parent.parent != base.parent:
         # Only a folder of the task's own may be bound: never a shared /tmp.
