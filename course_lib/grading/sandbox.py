@@ -22,6 +22,14 @@ folder bound into the sandbox. The script stays as the sandbox's parent:
 when the kernel exits, any process it left behind is written down (the
 runner reports them) and killed with the whole PID namespace.
 
+The checker kernel, which runs the test cells (:mod:`course_lib.grading.execute`),
+has a sandbox of its own, started by the same script with ``--checker``
+(:func:`checker_bwrap_command`): the system, the Python environment and
+``course_lib/`` read-only, the student's scratch folder read-only, the student
+kernel's sockets, its own runtime folder, loopback only; it shares the host's
+PID namespace, read-only, to see the student kernel's processes from outside.
+Nothing of the checker is bound into the student's sandbox.
+
 Examples
 --------
 >>> problem = sandbox_problem()
