@@ -192,3 +192,18 @@ def test_a_dead_checker_kernel_is_not_the_students_doing(kernels, tmp_path):
     with pytest.raises(CheckerKernelError, match="the checker kernel died while test-die ran"):
         _execute(nb, tmp_path)
     assert (tmp_path / "audit" / f"nb{SENT_SUFFIX}").is_file()
+
+
+def test_a_checker_that_cannot_start_is_not_the_students_doing(kernels, tmp_path):
+    """A checker kernel (or its sandbox) that dies at start: CheckerKernelError, which
+    grading retries and never turns into a score."""
+    import sys
+
+    spec_dir = kernels.path / "jupyter" / "kernels" / "broken-checker"
+    spec_dir.mkdir(exist_ok=True)
+    argv = [sys.executable, "-c", "raise SystemExit(70)", "{connection_file}"]
+    (spec_dir / "kernel.json").write_text(json.dumps({"argv": argv, "language": "python"}))
+    nb = new_notebook(cells=[_student("answer = 42"), _test("test-x", "assert True")])
+    with pytest.raises(CheckerKernelError, match="the checker kernel did not start"):
+        _execute(nb, tmp_path, checker_kernel_name="broken-checker")
+    assert nb.cells[0].get("outputs", []) == []  # nothing ran
