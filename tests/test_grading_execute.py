@@ -207,3 +207,71 @@ def test_a_checker_that_cannot_start_is_not_the_students_doing(kernels, tmp_path
     with pytest.raises(CheckerKernelError, match="the checker kernel did not start"):
         _execute(nb, tmp_path, checker_kernel_name="broken-checker")
     assert nb.cells[0].get("outputs", []) == []  # nothing ran
+
+
+def test_in_the_sandbox_the_checker_sees_processes_and_files_from_outside(tmp_path):
+    """Both kernels sandboxed, as make grade runs them: the checker sees every process of
+    the student's sandbox (a double-forked one too), with the PIDs the student's code
+    sees, and the student's folder read-only."""
+    from traitlets.config import Config
+
+    from course_lib.grading import sandbox
+    from course_lib.grading.runner import CHECKER_DIR, RUNTIME_DIR
+
+    problem = sandbox.sandbox_problem()
+    if problem is not None:
+        pytest.fail(f"the grading tests need the sandbox: {problem}")
+    workspace = Workspace(sandbox=True)
+    try:
+        root = workspace.new_dir("task")
+        work = root / "autograded" / "ada" / "00_x"
+        work.mkdir(parents=True)
+        (root / RUNTIME_DIR).mkdir()
+        config = Config()
+        config.KernelManager.transport = "ipc"
+        config.KernelManager.connection_file = str(root / RUNTIME_DIR / "kernel.json")
+        config.KernelManager.ip = str(root / RUNTIME_DIR / "kernel-ipc")
+        nb = new_notebook(
+            cells=[
+                _student(
+                    "import os, subprocess, time\n"
+                    'child = subprocess.Popen(["sleep", "300"])\n'
+                    "if os.fork() == 0:  # the grandchild leaves the kernel's tree\n"
+                    "    if os.fork() == 0:\n"
+                    '        os.execvp("sleep", ["sleep", "301"])\n'
+                    "    os._exit(0)\n"
+                    "time.sleep(1)\n"
+                    'with open("written.txt", "w") as handle:\n'
+                    '    handle.write("hi")'
+                ),
+                _test(
+                    "test-outside",
+                    'with check("outside"):\n'
+                    "    found = {p['cmdline'][-1]: p['pid'] for p in student.processes()\n"
+                    "             if p['name'] == 'sleep'}\n"
+                    '    assert found.get("300") == student.value("child.pid"), found\n'
+                    '    assert "301" in found, found\n'
+                    '    assert (student.folder / "written.txt").read_text() == "hi"\n'
+                    "    try:\n"
+                    '        (student.folder / "planted.txt").write_text("no")\n'
+                    '        raise AssertionError("the checker wrote there")\n'
+                    "    except OSError:\n"
+                    "        pass",
+                ),
+            ]
+        )
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("JUPYTER_PATH", str(workspace.path / "jupyter"))
+            patch.setenv(sandbox.SANDBOX_DIR_VAR, str(root / ".sandbox"))
+            TwoKernelExecute(
+                config=config,
+                timeout=120,
+                kernel_name="python3",
+                checker_runtime_dir=str(root / CHECKER_DIR),
+            ).preprocess(nb, {"metadata": {"path": str(work)}, "unique_key": "nb"})
+        assert _errors(nb.cells[1]) == [], _text(nb.cells[1])
+        assert "\u2714 outside: passed" in _text(nb.cells[1])
+        assert not (work / "written.txt").exists()  # written in the student's scratch copy
+    finally:
+        workspace.kill_all()
+        workspace.cleanup()

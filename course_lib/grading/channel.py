@@ -111,11 +111,15 @@ def _namespace_pid(proc):
     return proc.pid
 
 
-def processes_of(kernel_pid, create_time=None):
+def processes_of(kernel_pid, create_time=None, sandbox=None):
     """The live processes ``kernel_pid`` started: ``[{pid, name, cmdline}]``.
 
     ``pid`` is as the student's kernel sees it (its own PID namespace when
     sandboxed), so that it compares with what the student's engines report.
+    With ``sandbox`` (``{"root": pid, "machinery": [pid, ...]}``: the sandbox's
+    launcher and the processes between it and the kernel), every process in
+    the student's sandbox counts, also those that left the kernel's tree (a
+    double fork), except the sandbox's own.
 
     Raises
     ------
@@ -131,6 +135,10 @@ def processes_of(kernel_pid, create_time=None):
         if kernel.status() == psutil.STATUS_ZOMBIE:
             raise psutil.NoSuchProcess(kernel_pid)
         children = kernel.children(recursive=True)
+        if sandbox:
+            machinery = {int(pid) for pid in sandbox.get("machinery", [])} | {kernel.pid}
+            root = psutil.Process(int(sandbox["root"]))
+            children = [p for p in root.children(recursive=True) if p.pid not in machinery]
     except psutil.Error:
         raise _channel_error("the notebook's kernel is not running any more") from None
     found = []
@@ -217,7 +225,9 @@ class KernelBackend:
     # -- facts read from outside
     def processes(self):
         """The processes the student's kernel started, alive now (:func:`processes_of`)."""
-        return processes_of(self._kernel_pid, self._spec.get("create_time"))
+        return processes_of(
+            self._kernel_pid, self._spec.get("create_time"), self._spec.get("processes")
+        )
 
     def folder(self):
         """The student's folder (read-only here)."""

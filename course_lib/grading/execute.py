@@ -287,6 +287,14 @@ class TwoKernelExecute(Execute):
             max_bytes=self.max_reply_bytes,
         )
         spec = {**json.loads(written.read_text()), **self._spec}
+        if "sandbox" in spec:
+            # Everything in the student's sandbox is the student's, but its machinery.
+            machinery = []
+            for parent in kernel.parents():  # bwrap, its PID 1, the watcher
+                if parent.pid == launcher:
+                    break
+                machinery.append(parent.pid)
+            spec["processes"] = {"root": launcher, "machinery": machinery}
         written.unlink()
         _write_json(self._spec_path, spec)
 
