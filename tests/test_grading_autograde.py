@@ -145,7 +145,7 @@ def test_hanging_cell_is_stopped_by_the_timeout_and_the_rest_is_graded(graded):
     assert f"ex-squares stopped by the {TIMEOUT} s timeout" in hanger.message
     nb = nbformat.read(root / "autograded" / "hanger" / LESSON / NOTEBOOK, 4)
     errors = [o.ename for o in _cell(nb, "ex-squares").outputs if o.output_type == "error"]
-    assert errors == ["CellTimeoutError"]
+    assert errors[-1] == "CellTimeoutError"  # interrupted by the timeout
     # The task ran with the configured key (Execute.timeout), not nbgrader's 30 s.
     assert TIMEOUT != NBGRADER_DEFAULT_TIMEOUT
 
