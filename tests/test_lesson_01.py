@@ -43,11 +43,12 @@ ALTERNATIVE = {
                 for engine, pid in pids.items()
             }
         """,
-    # a string executed on the engines instead of a function; np.full, not np.ones
+    # a string executed on the engines instead of a function; np.full, not np.ones; it
+    # returns the AsyncResult (not data: the return value does not matter)
     "ex-allocate": """
         def allocate_on_engines(view, size_mib):
             n_values = size_mib * 1024 * 1024 // 8
-            view.execute(f"import numpy as np; block = np.full({n_values}, 1.5)", block=True)
+            return view.execute(f"import numpy as np; block = np.full({n_values}, 1.5)", block=True)
         """,
 }
 
@@ -76,7 +77,7 @@ WRONG = {
         """
         answer_copies = 45
         """,
-        "Not the right answer yet",
+        "not the right answer yet",
     ),
 }
 

@@ -84,7 +84,7 @@ WRONG = {
         """
         answer_seconds = 6
         """,
-        "Not the right answer yet",
+        "not the right answer yet",
     ),
 }
 

@@ -35,7 +35,8 @@ ALTERNATIVE = {
             pss_before = np.array([before[e]["pss_mb"] for e in engines])
             return np.float32((pss_after - pss_before).sum() * 2**20 / nbytes)
         """,
-    # a function that sets the engine's global, open_memmap instead of np.load
+    # a function that sets the engine's global, open_memmap instead of np.load; it returns
+    # the AsyncResult (not data: the function returns nothing that matters)
     "ex-map-on-engines": """
         def map_on_engines(view, path, name):
             def open_here(name, path):
@@ -43,7 +44,9 @@ ALTERNATIVE = {
 
                 globals()[name] = np.lib.format.open_memmap(path, mode="r")
 
-            view.apply_sync(open_here, name, str(path))
+            done = view.apply_async(open_here, name, str(path))
+            done.get()
+            return done
         """,
     # StratifiedKFold instead of StratifiedShuffleSplit, plain joblib tuples
     "ex-persist-splits": """
@@ -114,9 +117,9 @@ WRONG = {
     "quiz-mode": (
         """
         answer_mode = "r"
-        quiz.check(answer_mode, "l3-mode:3591461cb137d503585a")
+        quiz.check(answer_mode, "l3-mode")
         """,
-        "Not the right mode",
+        "not the right answer yet",
     ),
 }
 
