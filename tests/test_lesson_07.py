@@ -337,7 +337,7 @@ WRONG = {
         """
         answer_copies = 32
         """,
-        "Not the right number of copies",
+        "not the right answer yet",
     ),
 }
 
