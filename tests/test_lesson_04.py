@@ -107,7 +107,7 @@ WRONG = {
         """
         answer_matters = "C"
         """,
-        "Not that one",
+        "not the right answer yet",
     ),
 }
 

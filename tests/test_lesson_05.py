@@ -80,7 +80,7 @@ WRONG = {
         """
         answer_weights = 2**20
         """,
-        "Not the right answer yet",
+        "not the right answer yet",
     ),
 }
 

@@ -91,7 +91,7 @@ WRONG = {
         """
         answer_average = {"a", "b", "d"}
         """,
-        "Not the right answer yet",
+        "not the right answer yet",
     ),
 }
 

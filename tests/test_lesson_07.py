@@ -334,7 +334,7 @@ WRONG = {
         """
         answer_copies = 32
         """,
-        "Not the right number of copies",
+        "not the right answer yet",
     ),
 }
 
