@@ -13,9 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -105,7 +102,7 @@ class Lab:
         return f"{self.base}/{path.lstrip('/')}{sep}token={self.token}"
 
     def start(self):
-        from course_lib.lab import free_port
+        from course_lib.lab import free_port, start_course_lab
 
         self.port = free_port()
         env = dict(os.environ)
@@ -113,7 +110,6 @@ class Lab:
             env.pop(variable, None)
         env.update(
             HOME=str(self.home),
-            COURSE_LAB_TOKEN=self.token,
             JUPYTER_CONFIG_DIR=str(self.home / ".jupyter"),
             JUPYTER_DATA_DIR=str(self.home / ".local" / "share" / "jupyter"),
             JUPYTER_RUNTIME_DIR=str(self.home / "runtime"),
@@ -123,29 +119,19 @@ class Lab:
         # `make lab` runs `python -m course_lib.lab --ip 127.0.0.1 --port PORT` in the
         # repository. Here the working directory is the copy: `-m` puts it first on
         # sys.path, so the copy's course_lib serves JupyterLab rooted at the copy.
-        command = [sys.executable, "-m", "course_lib.lab", "--ip", "127.0.0.1"]
-        command += ["--port", str(self.port), *(["--instructor"] if self.instructor else [])]
-        self.proc = subprocess.Popen(
-            command,
-            cwd=self.root,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + LAB_START_TIMEOUT
-        while True:
-            try:
-                with urllib.request.urlopen(self.url("/api/status"), timeout=5) as reply:
-                    if reply.status == 200:
-                        return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited early:\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"JupyterLab did not answer in {LAB_START_TIMEOUT} s")
-            time.sleep(0.5)
+        try:
+            self.proc = start_course_lab(
+                self.root,
+                port=self.port,
+                token=self.token,
+                instructor=self.instructor,
+                env=env,
+                stdout=self._log,
+                timeout=LAB_START_TIMEOUT,
+            )
+        except RuntimeError as error:
+            raise RuntimeError(f"JupyterLab exited early ({error}):\n{self.log()}") from None
+        return self
 
     def log(self):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
