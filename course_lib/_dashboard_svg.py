@@ -107,7 +107,7 @@ def memory_chart(samples, *, width=760, height=220, title="Memory of each engine
     samples : list of dict
         ``{"time_s": float, "engines": {engine_id: {"rss_mb", "pss_mb"}}}`` in
         time order (``pss_mb`` may be None where the OS has no PSS), with
-        ``"host_free_mb"`` where the host's free memory is known.
+        ``"host_free_mb"`` where the host's available memory is known.
 
     Returns
     -------
@@ -172,7 +172,7 @@ def memory_chart(samples, *, width=760, height=220, title="Memory of each engine
     if samples and samples[-1].get("host_free_mb") is not None:
         parts.append(
             f'<text x="{width - right + 10}" y="{y + 24}" {FONT} font-weight="bold">'
-            f"host: {samples[-1]['host_free_mb'] / 1024:.1f} GiB free</text>"
+            f"host: {samples[-1]['host_free_mb'] / 1024:.1f} GiB available</text>"
         )
     if not engine_ids:
         parts.append(

@@ -7,7 +7,8 @@ keeps it up to date from a background thread, while the notebook's next cells
 send work to the engines:
 
 - **memory**: each engine's PSS (its fair share of the pages it uses) and RSS
-  (every page it maps, shared ones too) over time, and the host's free memory,
+  (every page it maps, shared ones too) over time, and the host's available
+  memory (free memory plus the page cache it can drop),
   read with :func:`course_lib.memory.process_memory` by PID (an engine busy
   computing cannot answer, but its memory can be read; engines on other hosts
   are listed in the timeline only);
@@ -120,7 +121,9 @@ class ClusterDashboard:
         What the notebook shows: a status line, the memory chart, the timeline.
     memory : list of dict
         One sample per update: ``{"time_s", "host_free_mb", "host_total_mb",
-        "engines": {engine_id: {"rss_mb", "uss_mb", "pss_mb"}}}``.
+        "engines": {engine_id: {"rss_mb", "uss_mb", "pss_mb"}}}``; the host's
+        free memory is what it could give a new program without swapping
+        (``psutil``'s *available*: free memory and the page cache it can drop).
     frames : int
         Updates drawn so far.
     error : Exception or None
@@ -340,7 +343,7 @@ class ClusterDashboard:
         self._set_status(
             f"{state} &middot; {len(engine_ids)} engines &middot; {len(tasks)} tasks "
             f"({running} running) &middot; host {self.host}: "
-            f"{sample['host_free_mb'] / 1024:.1f} GiB free of "
+            f"{sample['host_free_mb'] / 1024:.1f} GiB available of "
             f"{sample['host_total_mb'] / 1024:.1f} GiB{elsewhere}"
         )
         self._memory_pane.value = _dashboard_svg.memory_chart(self.memory)
