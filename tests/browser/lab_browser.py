@@ -57,6 +57,34 @@ def record_artifact(path):
     print(f"artifact: {path}")
 
 
+def screenshot(page_or_element, name):
+    """Save a screenshot of a page (or one element of it) as an artifact; return its path."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    page_or_element.screenshot(path=str(path))
+    record_artifact(path)
+    return path
+
+
+def notebook_cells(page):
+    """The cells of the notebook shown in the main area."""
+    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
+
+
+def run_cell(page, cell, timeout_s=180):
+    """Select a cell by its prompt, run it with Ctrl+Enter, wait until it has run
+    (its prompt shows an execution count, not ``[*]``)."""
+    cell.evaluate("el => el.scrollIntoView({block: 'center'})")
+    prompt = cell.locator(".jp-InputPrompt").first
+    prompt.click()
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function(
+        "el => /\\[\\d+\\]/.test(el.textContent)",
+        arg=prompt.element_handle(),
+        timeout=timeout_s * 1000,
+    )
+
+
 # ----------------------------------------------------------------------------------------
 # Processes: stop a family by PID, never by name.
 
