@@ -30,6 +30,8 @@ COLOURS = (
 FONT = 'font-family="sans-serif" font-size="11"'
 #: Margins around the plotting area: left, right, top, bottom (pixels).
 MARGINS = (62, 190, 26, 28)
+#: At most this many points per memory line: a long run is thinned, not cut.
+MAX_POINTS = 300
 
 
 def colour(engine_id):
@@ -122,6 +124,9 @@ def memory_chart(samples, *, width=760, height=220, title="Memory of each engine
     True
     """
     left, right, top, bottom = MARGINS
+    if len(samples) > MAX_POINTS:  # every k-th sample, and always the last one
+        step = math.ceil(len(samples) / MAX_POINTS)
+        samples = samples[-1::-step][::-1]
     end = max([5.0] + [s["time_s"] for s in samples])
     values = [
         v

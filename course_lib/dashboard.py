@@ -51,9 +51,15 @@ from course_lib.memory import MB, process_memory
 
 __all__ = ["ClusterDashboard", "watch"]
 
-#: How often the view looks for newly submitted tasks (seconds). ipyparallel forgets
-#: a task's metadata once its result is in: a task is seen if it lives this long.
+#: How often the view looks for newly submitted tasks (seconds): only a glance at the
+#: client's history. ipyparallel forgets a task's metadata once its result is in: a task
+#: is seen if it lives this long.
 POLL_SECONDS = 0.05
+#: How often it looks at which tasks started or ended (seconds).
+SCAN_SECONDS = 0.2
+#: How often it reads the engines' memory (seconds). PSS means reading each engine's
+#: /proc/PID/smaps_rollup, which walks its memory map: a few milliseconds per engine.
+MEMORY_SECONDS = 1.0
 #: At most this many tasks are drawn (the latest); the counts include them all.
 MAX_DRAWN_TASKS = 2000
 #: The running views, so that running a cell again replaces its view (weak: a view
@@ -222,16 +228,20 @@ class ClusterDashboard:
         return False
 
     def _run(self):
-        next_frame = time.monotonic() + self.interval
+        next_scan = next_frame = time.monotonic()
         try:
             while not self._stop.wait(POLL_SECONDS):
                 if self._closed():
                     self._set_status("the cluster was stopped: the view stopped too")
                     return
-                self._collect()
-                if time.monotonic() >= next_frame:
-                    next_frame += self.interval
+                self._catch_new()
+                now = time.monotonic()
+                if now >= next_frame + self.interval:
+                    next_frame = now
                     self._update()
+                elif now >= next_scan + SCAN_SECONDS:
+                    next_scan = now
+                    self._collect()
         except Exception as error:  # shown, never lost
             self.error = error
             self._set_status(f"the view stopped: {type(error).__name__}: {error}")
@@ -252,14 +262,20 @@ class ClusterDashboard:
                 self._own.update(result.msg_ids)
                 self._locating[engine_id] = result
 
-    def _collect(self):
-        """Keep the metadata of newly sent tasks; note which ones started or ended."""
+    def _catch_new(self):
+        """Keep the metadata of newly sent tasks, before ipyparallel forgets it."""
         history = self.client.history
+        if len(history) == self._seen:
+            return
         for msg_id in history[self._seen : len(history)]:
             metadata = self.client.metadata.get(msg_id)  # .get: never create entries
             if metadata is not None and msg_id not in self._own:
                 self._watching[msg_id] = metadata
         self._seen = len(history)
+
+    def _collect(self):
+        """Note which tasks started or ended, and where new engines run."""
+        self._catch_new()
         now = self._now()
         with self._lock:
             for msg_id, metadata in list(self._watching.items()):
@@ -306,6 +322,8 @@ class ClusterDashboard:
             return sorted(self._done, key=lambda t: t["start_s"]) + running
 
     def _sample_memory(self):
+        if self.memory and self._now() - self.memory[-1]["time_s"] < MEMORY_SECONDS - 1e-3:
+            return self.memory[-1]
         engines = {}
         for engine_id, pid in sorted(self._pids.items()):
             try:
@@ -332,7 +350,7 @@ class ClusterDashboard:
         sample = self._sample_memory()
         tasks = self.tasks
         engine_ids = sorted(set(self.client.ids) | {t["engine_id"] for t in tasks})
-        now = sample["time_s"]
+        now = self._now()
         running = sum(t["end_s"] is None for t in tasks)
         state = f"stopped after {now:.1f} s" if final else f"live, {now:.0f} s"
         elsewhere = (

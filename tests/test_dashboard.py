@@ -126,6 +126,9 @@ def test_charts_draw_every_engine_and_task():
     ]
     svg = memory_chart(samples)
     assert svg.count("<polyline") == 6 and "engine 2: PSS 69, RSS 109" in svg
+    long_run = [{**samples[0], "time_s": t / 2} for t in range(3000)]  # 25 minutes
+    points = memory_chart(long_run).split("<polyline", 2)[1].split('"')[1].split()
+    assert 100 <= len(points) <= 300  # thinned, from the first sample to the last
     tasks = [
         {"engine_id": i % 3, "start_s": i, "end_s": i + 0.5, "label": f"<fit {i}>"}
         for i in range(9)

@@ -17,7 +17,7 @@ import pytest
 
 from course_lib._processes import alive
 
-from .lab_browser import ARTIFACTS, STOP_GRACE, record_artifact
+from .lab_browser import ARTIFACTS, STOP_GRACE, notebook_cells, record_artifact, run_cell
 
 pytestmark = pytest.mark.slow
 
@@ -86,23 +86,6 @@ def _wait_for_kernel_idle(page, timeout_s):
     )
 
 
-def _notebook_cells(page):
-    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
-
-
-def _run_cell(page, cell):
-    """Select a cell by its prompt, run it with Ctrl+Enter, wait for its count."""
-    cell.evaluate("el => el.scrollIntoView({block: 'center'})")
-    prompt = cell.locator(".jp-InputPrompt").first
-    prompt.click()
-    page.keyboard.press("Control+Enter")
-    page.wait_for_function(
-        "el => /\\[\\d+\\]/.test(el.textContent)",
-        arg=prompt.element_handle(),
-        timeout=CELL_TIMEOUT_S * 1000,
-    )
-
-
 def test_lesson1_runs_in_the_browser(browser, lab):
     notebook_file = lab.root / LESSON_1
     assert notebook_file.exists(), f"{LESSON_1} is missing: lesson 1 is not released yet"
@@ -113,7 +96,7 @@ def test_lesson1_runs_in_the_browser(browser, lab):
     started = time.monotonic()
     try:
         page.goto(lab.url(f"/lab/tree/{LESSON_1}"))
-        cells = _notebook_cells(page)
+        cells = notebook_cells(page)
         page.wait_for_function(
             f"() => document.querySelectorAll("
             f"'.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell').length"
@@ -125,7 +108,7 @@ def test_lesson1_runs_in_the_browser(browser, lab):
         assert page.get_by_text("official Jupyter news").count() == 0
 
         for index in to_run:
-            _run_cell(page, cells.nth(index))
+            run_cell(page, cells.nth(index), CELL_TIMEOUT_S)
             if index == setup:
                 # The cluster's processes are the kernel's children: note them
                 # while they run, to check below that they are stopped.
