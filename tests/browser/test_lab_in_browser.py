@@ -17,7 +17,8 @@ import pytest
 
 from course_lib._processes import alive
 
-from .lab_browser import ARTIFACTS, STOP_GRACE, notebook_cells, record_artifact, run_cell
+from .lab_browser import STOP_GRACE, notebook_cells, run_cell
+from .lab_browser import screenshot as _screenshot
 
 pytestmark = pytest.mark.slow
 
@@ -70,14 +71,6 @@ def _output_texts(output):
             return []  # shown as HTML or a picture: compared by presence only
         return [data["text/plain"]] if "text/plain" in data else []
     return []
-
-
-def _screenshot(page, name):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / name
-    page.screenshot(path=str(path))
-    record_artifact(path)
-    return path
 
 
 def _wait_for_kernel_idle(page, timeout_s):
