@@ -15,17 +15,16 @@ import argparse
 import os
 import signal
 import subprocess
-import sys
+import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import psutil
 from nbclient import NotebookClient
 
-from course_lib.lab import free_port
+from course_lib.lab import free_port, start_course_lab
 
 REPO = Path(__file__).resolve().parent.parent
 BUDGET_MB = 1536
@@ -50,26 +49,11 @@ def tree_pss_mb(roots):
     return total / 2**20
 
 
-def start_lab():
-    port = free_port()
-    env = dict(os.environ, COURSE_LAB_TOKEN="footprint")
-    lab = subprocess.Popen(
-        [sys.executable, "-m", "course_lib.lab", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+def start_lab(work_dir):
+    """JupyterLab as ``make lab`` starts it; the student's working copy in ``work_dir``."""
+    return start_course_lab(
+        REPO, port=free_port(), token="footprint", work_dir=work_dir, stdout=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token=footprint", timeout=2)
-            return lab
-        except OSError:
-            time.sleep(0.5)
-    os.killpg(lab.pid, signal.SIGKILL)
-    raise TimeoutError("JupyterLab did not answer in 120 s")
 
 
 def run_lesson(lesson, lab):
@@ -106,7 +90,8 @@ def main():
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
-    lab = start_lab()
+    scratch = tempfile.TemporaryDirectory(prefix="footprint-")
+    lab = start_lab(Path(scratch.name) / "my_work")
     try:
         idle = tree_pss_mb([psutil.Process(lab.pid)])
         print(f"JupyterLab alone: {idle:.0f} MiB PSS; one CPU: {sorted(os.sched_getaffinity(0))}")
@@ -122,6 +107,7 @@ def main():
             lab.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(lab.pid, signal.SIGKILL)
+        scratch.cleanup()
     print(
         f"peak footprint = {worst[1] / 1024:.2f} GB PSS ({worst[0]}), "
         f"budget {BUDGET_MB / 1024:.1f} GB, 2 engines, 1 CPU"

@@ -13,9 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -53,6 +50,34 @@ def record_artifact(path):
     """Print an artifact's path now and list it again at the end of the run."""
     ARTIFACTS_WRITTEN.append(Path(path))
     print(f"artifact: {path}")
+
+
+def screenshot(page_or_element, name):
+    """Save a screenshot of a page (or one element of it) as an artifact; return its path."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    page_or_element.screenshot(path=str(path))
+    record_artifact(path)
+    return path
+
+
+def notebook_cells(page):
+    """The cells of the notebook shown in the main area."""
+    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
+
+
+def run_cell(page, cell, timeout_s=180):
+    """Select a cell by its prompt, run it with Ctrl+Enter, wait until it has run
+    (its prompt shows an execution count, not ``[*]``)."""
+    cell.evaluate("el => el.scrollIntoView({block: 'center'})")
+    prompt = cell.locator(".jp-InputPrompt").first
+    prompt.click()
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function(
+        "el => /\\[\\d+\\]/.test(el.textContent)",
+        arg=prompt.element_handle(),
+        timeout=timeout_s * 1000,
+    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -100,7 +125,7 @@ class Lab:
         return f"{self.base}/{path.lstrip('/')}{sep}token={self.token}"
 
     def start(self):
-        from course_lib.lab import free_port
+        from course_lib.lab import free_port, start_course_lab
 
         self.port = free_port()
         env = dict(os.environ)
@@ -108,7 +133,6 @@ class Lab:
             env.pop(variable, None)
         env.update(
             HOME=str(self.home),
-            COURSE_LAB_TOKEN=self.token,
             JUPYTER_CONFIG_DIR=str(self.home / ".jupyter"),
             JUPYTER_DATA_DIR=str(self.home / ".local" / "share" / "jupyter"),
             JUPYTER_RUNTIME_DIR=str(self.home / "runtime"),
@@ -118,29 +142,19 @@ class Lab:
         # `make lab` runs `python -m course_lib.lab --ip 127.0.0.1 --port PORT` in the
         # repository. Here the working directory is the copy: `-m` puts it first on
         # sys.path, so the copy's course_lib serves JupyterLab rooted at the copy.
-        command = [sys.executable, "-m", "course_lib.lab", "--ip", "127.0.0.1"]
-        command += ["--port", str(self.port), *(["--instructor"] if self.instructor else [])]
-        self.proc = subprocess.Popen(
-            command,
-            cwd=self.root,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + LAB_START_TIMEOUT
-        while True:
-            try:
-                with urllib.request.urlopen(self.url("/api/status"), timeout=5) as reply:
-                    if reply.status == 200:
-                        return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited early:\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"JupyterLab did not answer in {LAB_START_TIMEOUT} s")
-            time.sleep(0.5)
+        try:
+            self.proc = start_course_lab(
+                self.root,
+                port=self.port,
+                token=self.token,
+                instructor=self.instructor,
+                env=env,
+                stdout=self._log,
+                timeout=LAB_START_TIMEOUT,
+            )
+        except RuntimeError as error:
+            raise RuntimeError(f"JupyterLab exited early ({error}):\n{self.log()}") from None
+        return self
 
     def log(self):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -17,7 +17,8 @@ import pytest
 
 from course_lib._processes import alive
 
-from .lab_browser import ARTIFACTS, STOP_GRACE, record_artifact
+from .lab_browser import STOP_GRACE, notebook_cells, run_cell
+from .lab_browser import screenshot as _screenshot
 
 pytestmark = pytest.mark.slow
 
@@ -72,34 +73,9 @@ def _output_texts(output):
     return []
 
 
-def _screenshot(page, name):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / name
-    page.screenshot(path=str(path))
-    record_artifact(path)
-    return path
-
-
 def _wait_for_kernel_idle(page, timeout_s):
     page.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle")).first.wait_for(
         timeout=timeout_s * 1000
-    )
-
-
-def _notebook_cells(page):
-    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
-
-
-def _run_cell(page, cell):
-    """Select a cell by its prompt, run it with Ctrl+Enter, wait for its count."""
-    cell.evaluate("el => el.scrollIntoView({block: 'center'})")
-    prompt = cell.locator(".jp-InputPrompt").first
-    prompt.click()
-    page.keyboard.press("Control+Enter")
-    page.wait_for_function(
-        "el => /\\[\\d+\\]/.test(el.textContent)",
-        arg=prompt.element_handle(),
-        timeout=CELL_TIMEOUT_S * 1000,
     )
 
 
@@ -113,7 +89,7 @@ def test_lesson1_runs_in_the_browser(browser, lab):
     started = time.monotonic()
     try:
         page.goto(lab.url(f"/lab/tree/{LESSON_1}"))
-        cells = _notebook_cells(page)
+        cells = notebook_cells(page)
         page.wait_for_function(
             f"() => document.querySelectorAll("
             f"'.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell').length"
@@ -125,7 +101,7 @@ def test_lesson1_runs_in_the_browser(browser, lab):
         assert page.get_by_text("official Jupyter news").count() == 0
 
         for index in to_run:
-            _run_cell(page, cells.nth(index))
+            run_cell(page, cells.nth(index), CELL_TIMEOUT_S)
             if index == setup:
                 # The cluster's processes are the kernel's children: note them
                 # while they run, to check below that they are stopped.

@@ -24,20 +24,13 @@ import pytest
 from course_lib._processes import alive
 from course_lib.grading import _notebook_format
 
-from .lab_browser import ARTIFACTS, record_artifact
+from .lab_browser import screenshot as _screenshot
 
 pytestmark = pytest.mark.slow
 
 LESSON_1 = "lessons/01_parallel_primer/01_parallel_primer.ipynb"
 #: Seconds one cell may take (the setup cell starts a cluster on a busy machine).
 CELL_TIMEOUT_S = 180
-
-
-def _screenshot(page, name):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / name
-    page.screenshot(path=str(path))
-    record_artifact(path)
 
 
 def _wait_for_kernel_idle(page, timeout_s=120):
