@@ -36,7 +36,7 @@ from course_lib.grading.layout import (
 )
 from course_lib.grading.leaks import hidden_test_lines
 from course_lib.grading.notebooks import grade_id, nbgrader_meta, read_notebook
-from course_lib.grading.report import GradeReport, Outcome, write_csv
+from course_lib.grading.report import GradeReport, Outcome, class_outcomes, write_csv
 from course_lib.grading.runner import (
     RUNTIME_DIR,
     TASK_TIMEOUT,
@@ -366,9 +366,24 @@ def merge_into_gradebook(master, outcome, task, course_id, max_scores):
         for comment in notebook.comments:
             if data is not None and comment.name in data["comments"]:
                 comment.auto_comment = data["comments"][comment.name]
+        # Why it is flagged, where the instructor grades it: the formgrader shows a
+        # cell's comment (nbgrader's auto_comment) beside the cell. The first
+        # comment of the notebook says why, and so does that of every cell a
+        # reason names.
+        reasons = outcome.flag_reasons
+        for position, comment in enumerate(notebook.comments):
+            named = [reason for reason in reasons if comment.name in reason]
+            if named or (reasons and position == 0):
+                said = comment.auto_comment or ""
+                why = "Flagged for grading by hand: " + "; ".join(named or reasons)
+                comment.auto_comment = why + ("\n\n" + said if said else "")
     master.db.commit()
     outcome.score = float(submission.score or 0.0)
     outcome.max_score = float(submission.max_score or max_scores.get(outcome.lesson, 0.0))
+    grades = [grade for notebook in submission.notebooks for grade in notebook.grades]
+    outcome.by_hand = any(g.manual_score is not None for g in grades) and not any(
+        g.needs_manual_grade for g in grades
+    )
 
 
 def copy_results(course_root, outcome, folder):
@@ -539,7 +554,7 @@ def grade(
                     )
 
             run_tasks(workspace, tasks, jobs, done)
-        write_csv(csv_path, outcomes)
+        write_csv(csv_path, class_outcomes(outcomes, csv_path, master_db, course_id))
     except (RuntimeError, FileNotFoundError, ValueError) as exc:
         problems.append(str(exc))
     finally:
