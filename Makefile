@@ -39,7 +39,7 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: hub hub-clean lab instructor test test-lowest test-newest check-python lint format bench release check-release grade verify-exercises check-sandbox clean
+.PHONY: hub hub-clean report similarity lab instructor test test-lowest test-newest check-python lint format bench release check-release grade verify-exercises check-sandbox clean
 
 $(STAMP): pyproject.toml | check-python
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -117,6 +117,15 @@ verify-exercises: $(STAMP)
 
 check-sandbox: $(STAMP)
 	$(GRADING) check-sandbox
+
+# grades.csv and the table from the gradebook, after grading by hand in the formgrader.
+report: $(STAMP)
+	$(GRADING) report
+
+# The class similarity report: similarity.csv and similarity.html in COURSE (no score changes).
+THRESHOLD ?= 0.8
+similarity: $(STAMP)
+	$(GRADING) similarity $(SUBMISSIONS) $(LESSON_ARGS) --threshold $(THRESHOLD)
 
 clean:
 	rm -rf .venv .venv-lowest .venv-newest .pytest_cache .ruff_cache

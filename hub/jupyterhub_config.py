@@ -115,6 +115,23 @@ for course, people in COURSES.items():
             ],
         }
     )
+    # What the course's service may ask the hub: users and their groups (nbgrader's
+    # JupyterHubAuthPlugin reads them to list the course's students), and the members of
+    # nbgrader-<course> (the formgrader adds a student there).
+    roles.append(
+        {
+            "name": f"grader-{course}",
+            "services": [course],
+            "scopes": [
+                "list:users",
+                "read:users",
+                "read:users:groups",
+                "list:groups",
+                "read:groups",
+                f"groups!group=nbgrader-{course}",
+            ],
+        }
+    )
     # The course's formgrader: a Jupyter server of the grader account, in the course
     # folder, with nbgrader's instructor extensions on (its own JUPYTER_CONFIG_DIR,
     # which `make hub` writes; ENV keeps them off for everyone else).

@@ -242,10 +242,12 @@ def test_make_hub_serves_the_course_to_a_student_and_an_instructor():
 
 
 def _answers(opener, url):
+    """Whether the user's own server answers ``url`` (not the hub's spawn-pending page)."""
     try:
-        return _get(opener, url, 30)[0] == 200
+        status, where, _ = _get(opener, url, 30)
     except (urllib.error.URLError, OSError):
         return False
+    return status == 200 and "/hub/" not in where
 
 
 if __name__ == "__main__":  # pragma: no cover
