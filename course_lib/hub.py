@@ -280,10 +280,12 @@ def _uv():
 def build_env(plan, say=print):
     """The users' environment: the Binder pins, JupyterHub, course_lib (not editable).
 
-    Made once per content of ``binder/`` and ``pyproject.toml`` (a stamp file in it).
+    Made again whenever ``binder/``, ``course_lib`` or ``pyproject.toml`` change (a stamp
+    file in it names their digest).
     """
     digest = hashlib.sha256()
-    for path in sorted((REPO / "binder").iterdir()) + [REPO / "pyproject.toml"]:
+    sources = sorted((REPO / "binder").iterdir()) + sorted((REPO / "course_lib").rglob("*.py"))
+    for path in [*sources, REPO / "pyproject.toml"]:
         digest.update(path.read_bytes())
     stamp = plan.env / f".course-hub-{digest.hexdigest()[:16]}"
     if stamp.exists():
