@@ -24,9 +24,10 @@ def configure_course(c, root, *, make_folder=True):
     ----------
     c : traitlets.config.Config
         The ``c`` of an ``nbgrader_config.py``.
-    root : str or Path
+    root : str or Path or None
         The course root: ``solutions/`` (source), ``lessons/`` (release), the
-        gradebook in ``.nbgrader/gradebook.db``.
+        gradebook in ``.nbgrader/gradebook.db``; None sets no root and no gradebook
+        (the caller does).
     make_folder : bool
         Make ``.nbgrader/`` when missing (nbgrader's own commands need it; grading,
         which puts its gradebooks where it chooses, does not).
@@ -45,15 +46,16 @@ def configure_course(c, root, *, make_folder=True):
 
     from course_lib._quiz_release import use_quiz_stubs
 
-    root = Path(root).resolve()
     # solutions/NN_topic/ is the single source; lessons/NN_topic/ the student release.
-    c.CourseDirectory.root = str(root)
     c.CourseDirectory.source_directory = "solutions"
     c.CourseDirectory.release_directory = "lessons"
-    # The gradebook (students' grades) lives in a git-ignored folder.
-    if make_folder:
-        (root / ".nbgrader").mkdir(exist_ok=True)
-    c.CourseDirectory.db_url = f"sqlite:///{root / '.nbgrader' / 'gradebook.db'}"
+    if root is not None:
+        root = Path(root).resolve()
+        c.CourseDirectory.root = str(root)
+        # The gradebook (students' grades) lives in a git-ignored folder.
+        if make_folder:
+            (root / ".nbgrader").mkdir(exist_ok=True)
+        c.CourseDirectory.db_url = f"sqlite:///{root / '.nbgrader' / 'gradebook.db'}"
     # Seconds per cell when grading. nbgrader's default, 30 s, stops cluster start-up
     # on a busy host and any real search. In nbgrader 0.9 this key is
     # `Execute.timeout`; `ExecutePreprocessor.timeout` is ignored by autograde.
@@ -86,6 +88,8 @@ def config_file(root):
 def course_config(root):
     """The configuration nbgrader grades ``root`` with: the course's, then the root's file.
 
+    ``root`` None (grading no lesson at all): the course's settings alone.
+
     Returns
     -------
     traitlets.config.Config
@@ -104,7 +108,7 @@ def course_config(root):
 
     c = Config()
     configure_course(c, root, make_folder=False)
-    own = config_file(root)
+    own = None if root is None else config_file(root)
     if own is not None:
         c.merge(PyFileConfigLoader(own.name, path=str(own.parent)).load_config())
     return c

@@ -71,6 +71,8 @@ def check_course_root(root, name="course_root"):
 def course_root_of(lesson_dirs):
     """The course root that holds every folder of ``lesson_dirs`` (``<root>/solutions/<lesson>``).
 
+    None when there is no lesson folder.
+
     Raises
     ------
     ValueError
@@ -81,6 +83,9 @@ def course_root_of(lesson_dirs):
     >>> str(course_root_of(["/srv/course/solutions/01_a", "/srv/course/solutions/02_b"]))
     '/srv/course'
     """
+    lesson_dirs = list(lesson_dirs)
+    if not lesson_dirs:
+        return None
     roots = {Path(path).absolute().parent.parent for path in lesson_dirs}
     parents = {Path(path).absolute().parent.name for path in lesson_dirs}
     if len(roots) != 1 or parents != {SOURCE_DIR}:

@@ -252,6 +252,10 @@ class Workspace:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
+def _as_text(path):
+    return repr(None if path is None else str(path))
+
+
 def make_course_root(workspace, prefix, lesson_dirs, db_path=None, timeout=None):
     """A temporary nbgrader course root whose source folder links to lessons.
 
@@ -268,7 +272,7 @@ def make_course_root(workspace, prefix, lesson_dirs, db_path=None, timeout=None)
         "c = get_config()  # noqa: F821",
         # The course's settings and the course root's own nbgrader_config.py.
         "from course_lib.grading.config import course_config",
-        f"c.merge(course_config({str(course_root_of(lesson_dirs.values()))!r}))",
+        f"c.merge(course_config({_as_text(course_root_of(lesson_dirs.values()))}))",
         f"c.CourseDirectory.root = {str(root)!r}",
         f"c.CourseDirectory.source_directory = {SOURCE_DIR!r}",
         f"c.CourseDirectory.release_directory = {RELEASE_DIR!r}",
