@@ -111,3 +111,6 @@ def test_after_a_grade_by_hand_the_table_and_grades_csv_agree(tmp_path, monkeypa
     table = grading.GradeReport(outcomes, [], None, "").table()
     assert "5/7 (by hand)" in table
     assert "withheld" not in table.splitlines()[2]
+    # The export an LMS imports says the same.
+    lms = (tmp_path / "grades-lms.csv").read_text().splitlines()
+    assert lms == ["Username,SIS Login ID,01_x (7 points)", "ada,ada,5"]

@@ -396,6 +396,12 @@ def copy_results(course_root, outcome, folder):
         outcome.autograded = course_root / "autograded" / outcome.student / outcome.lesson
     if outcome.feedback is not None:
         outcome.feedback = course_root / "feedback" / outcome.student / outcome.lesson
+        # nbgrader's release_feedback names the feedback it hands back after the secret
+        # that `nbgrader submit` wrote in the submission (nbgrader >= 0.9), as
+        # generate_feedback copies it: without it, release_feedback stops.
+        secret = None if folder is None else folder / "submission_secret.txt"
+        if secret is not None and secret.is_file():
+            shutil.copy(secret, outcome.feedback / secret.name)
     submitted = course_root / "submitted" / outcome.student / outcome.lesson
     if folder is not None and folder.is_dir() and folder.resolve() != submitted.resolve():
         shutil.rmtree(submitted, ignore_errors=True)

@@ -12,7 +12,7 @@ from course_lib.grading.autograde import grade
 from course_lib.grading.config import course_config
 from course_lib.grading.layout import check_course_root
 from course_lib.grading.releases import check_release, release
-from course_lib.grading.report import GradeReport, class_outcomes, write_csv
+from course_lib.grading.report import GradeReport, class_outcomes, write_csv, write_lms_csv
 from course_lib.grading.runner import TASK_TIMEOUT
 from course_lib.grading.sandbox import describe_host
 from course_lib.grading.similarity import THRESHOLD, similarity_report
@@ -142,8 +142,10 @@ def _report(root, csv_path):
         [], csv_path, gradebook, course_id if isinstance(course_id, str) else ""
     )
     write_csv(csv_path, outcomes)
+    lms = csv_path.with_name("grades-lms.csv")
+    write_lms_csv(lms, outcomes)
     print(GradeReport(outcomes, [], csv_path, "").table())
-    print(f"\n{len(outcomes)} row(s) written to {csv_path}")
+    print(f"\n{len(outcomes)} row(s) written to {csv_path}; for an LMS (Moodle, Canvas): {lms}")
     return 0
 
 

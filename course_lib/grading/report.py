@@ -15,6 +15,7 @@ __all__ = [
     "class_outcomes",
     "read_csv",
     "write_csv",
+    "write_lms_csv",
 ]
 
 #: What every row says about a submission graded with ``SANDBOX=off``.
@@ -357,3 +358,43 @@ def _scores_from_gradebook(rows, gradebook, course_id):
                 outcome.by_hand = bool(graded) and not pending
                 outcome.score = float(submission.score or 0.0)
                 outcome.max_score = float(submission.max_score or outcome.max_score)
+
+
+def write_lms_csv(path, outcomes):
+    """One row per student, one column of points per lesson: what an LMS gradebook imports.
+
+    The first column, ``Username``, is the login both Moodle ("Import grades: CSV file",
+    mapped to *username*) and Canvas (matched as *SIS Login ID*) identify students by;
+    each lesson's column is headed ``<lesson> (<max> points)``. A lesson not graded (missing,
+    an error) is left empty, never zero: the LMS keeps what it had.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "grades-lms.csv"
+    >>> write_lms_csv(path, [Outcome("ada", "01_x", score=3, max_score=5),
+    ...                      Outcome("bob", "01_x", status="missing", max_score=5)])
+    >>> print(path.read_text().strip())
+    Username,SIS Login ID,01_x (5 points)
+    ada,ada,3
+    bob,bob,
+    """
+    lessons = sorted({o.lesson for o in outcomes})
+    maxima = {o.lesson: o.max_score for o in outcomes if o.max_score}
+    points = {
+        (o.student, o.lesson): f"{o.score:g}"
+        for o in outcomes
+        if o.status == "graded" and not (o.withheld and not o.by_hand)
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["Username", "SIS Login ID"]
+            + [f"{lesson} ({maxima.get(lesson, 0):g} points)" for lesson in lessons]
+        )
+        for student in sorted({o.student for o in outcomes}):
+            writer.writerow(
+                [student, student] + [points.get((student, lesson), "") for lesson in lessons]
+            )
