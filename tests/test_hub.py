@@ -152,6 +152,7 @@ def _get(opener, url, timeout=120):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_make_hub_serves_the_course_to_a_student_and_an_instructor():
     python = hub_python()
     reason = hub_skip_reason() or (None if python else "no Python every user can run")
