@@ -39,7 +39,7 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: lab instructor test test-lowest test-newest check-python lint format bench release check-release grade verify-exercises check-sandbox clean
+.PHONY: hub hub-clean report similarity lab instructor test test-lowest test-newest check-python lint format bench release check-release grade verify-exercises check-sandbox clean
 
 $(STAMP): pyproject.toml | check-python
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -118,5 +118,33 @@ verify-exercises: $(STAMP)
 check-sandbox: $(STAMP)
 	$(GRADING) check-sandbox
 
+# grades.csv and the table from the gradebook, after grading by hand in the formgrader.
+report: $(STAMP)
+	$(GRADING) report
+
+# The class similarity report: similarity.csv and similarity.html in COURSE (no score changes).
+THRESHOLD ?= 0.8
+similarity: $(STAMP)
+	$(GRADING) similarity $(SUBMISSIONS) $(LESSON_ARGS) --threshold $(THRESHOLD)
+
 clean:
 	rm -rf .venv .venv-lowest .venv-newest .pytest_cache .ruff_cache
+
+# The course on a real multi-user JupyterHub on 127.0.0.1, for an instructor to try
+# (README, "On a JupyterHub"): as root, it makes the users' environment from HUB_PYTHON
+# (every user must be able to run it: not one in a private home), configurable-http-proxy
+# with npm, the exchange, one instructor and HUB_STUDENTS students per course of
+# HUB_COURSES, and runs the hub until Ctrl-C. `make hub-clean` deletes its users and HUB_DIR.
+HUB_DIR ?= /opt/course-hub
+HUB_PYTHON ?= /usr/bin/python3
+HUB_PORT ?= 8000
+HUB_COURSES ?= dmsa
+HUB_STUDENTS ?= 2
+HUB_PREFIX ?=
+
+hub: $(STAMP)
+	@$(BIN)/python -m course_lib.hub --dir $(HUB_DIR) --python $(HUB_PYTHON) --port $(HUB_PORT) \
+	    --courses $(HUB_COURSES) --students $(HUB_STUDENTS) $(if $(HUB_PREFIX),--prefix $(HUB_PREFIX))
+
+hub-clean: $(STAMP)
+	@$(BIN)/python -m course_lib.hub --dir $(HUB_DIR) --remove

@@ -14,10 +14,19 @@ The header lists what pyproject.toml asked for when the pins were made
 (``declared``): tests/test_binder.py fails when pyproject.toml no longer says the
 same, so a changed dependency is never shipped to Binder with stale pins. The
 script refuses to run in an environment installed from another pyproject.toml.
+
+The pins hold on every Python the course claims, from requires-python's lower bound
+on (``3.11`` means 3.11.0), not only on the one they were made with: a tested
+version that needs a newer Python (soupsieve 4.1.3 needs 3.11.5, and Debian 12's
+python3.11 is 3.11.2) is pinned to the newest release that supports the oldest
+claimed Python, as uv resolves it for that Python with every other pin fixed
+(``for_oldest_python``); the header names each one. tests/test_hub_install.py
+resolves the whole file for the oldest claimed Python and installs it on Debian's.
 """
 
 import platform
 import re
+import subprocess
 import sys
 import tomllib
 from importlib import metadata
@@ -25,6 +34,8 @@ from pathlib import Path
 
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 ROOT = "course_lib"
 EXTRAS = ("course", "cluster")
@@ -117,6 +128,67 @@ def _installed(extras=EXTRAS):
     return lines
 
 
+def oldest_python(pyproject=PYPROJECT):
+    """The oldest Python ``requires-python`` admits, as a full version.
+
+    Examples
+    --------
+    >>> oldest_python()
+    '3.11.0'
+    """
+    claim = tomllib.loads(Path(pyproject).read_text(encoding="utf-8"))["project"]
+    match = re.fullmatch(r">=\s*([0-9]+(?:\.[0-9]+)*)", claim["requires-python"].strip())
+    if match is None:
+        raise ValueError(f"requires-python {claim['requires-python']!r}: expected '>=X.Y[.Z]'")
+    parts = [int(part) for part in match.group(1).split(".")]
+    return ".".join(str(part) for part in (parts + [0, 0])[:3])
+
+
+def too_new(pins, python):
+    """``{name: Requires-Python}`` of the installed ``pins`` that exclude ``python``."""
+    found = {}
+    for name, version in pins:
+        needs = metadata.distribution(name).metadata.get("Requires-Python")
+        if needs and not SpecifierSet(needs).contains(Version(python)):
+            found[name] = needs
+    return found
+
+
+def for_oldest_python(pins, python, uv=(sys.executable, "-m", "uv")):
+    """``pins`` where each that excludes ``python`` becomes the newest release that does not.
+
+    uv resolves, for ``python``, every other pin fixed and each such one bounded by
+    the version tested (``name<=version``), so the result installs as a whole.
+    """
+    excluded = too_new(pins, python)
+    if not excluded:
+        return list(pins), {}
+    wanted = [f"{n}<={v}" if n in excluded else f"{n}=={v}" for n, v in pins]
+    result = subprocess.run(
+        [*uv, "pip", "compile", "--quiet", "--no-header", "--no-annotate", "--no-deps"]
+        + ["--python-version", python, "-"],
+        input="\n".join(wanted) + "\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        sys.exit(f"no pins hold on Python {python} (uv pip compile):\n{result.stderr}")
+    resolved = {}
+    for line in result.stdout.splitlines():
+        name, _, version = line.strip().partition("==")
+        if version:
+            resolved[_key(name)] = version
+    changed = {}
+    out = []
+    for name, version in pins:
+        new = resolved.get(_key(name), version)
+        if new != version:
+            changed[name] = (version, excluded[name], new)
+        out.append((name, new))
+    return out, changed
+
+
 def main():
     if _installed() != set(declared()):
         sys.exit(
@@ -128,10 +200,16 @@ def main():
     print("# regenerate it with")
     print("#   .venv/bin/python binder/freeze_requirements.py > binder/requirements.txt")
     print("# repo2docker installs it with pip before binder/postBuild installs course_lib itself.")
+    python = oldest_python()
+    pins, changed = for_oldest_python(closure(), python)
+    print(f"# Every pin holds on Python {python} and newer (requires-python's lower bound);")
+    print("# these tested versions need a newer Python and are pinned to an older release:")
+    for name, (tested, needs, pinned) in sorted(changed.items()) or [("", ("", "", ""))]:
+        print(f"# - {name} {tested} needs Python {needs}: {pinned}" if name else "# - none")
     print(HEADER)
     for line in declared():
         print(f"#   {line}")
-    for name, version in closure():
+    for name, version in pins:
         print(f"{name}=={version}")
 
 

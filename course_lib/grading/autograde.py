@@ -31,7 +31,7 @@ from course_lib.grading.layout import (
 )
 from course_lib.grading.leaks import hidden_test_lines
 from course_lib.grading.notebooks import grade_id, nbgrader_meta, read_notebook
-from course_lib.grading.report import GradeReport, Outcome, write_csv
+from course_lib.grading.report import GradeReport, Outcome, class_outcomes, write_csv
 from course_lib.grading.runner import (
     AUDIT_DIR,
     TASK_TIMEOUT,
@@ -378,9 +378,24 @@ def merge_into_gradebook(master, outcome, task, course_id, max_scores):
         for comment in notebook.comments:
             if data is not None and comment.name in data["comments"]:
                 comment.auto_comment = data["comments"][comment.name]
+        # Why it is flagged, where the instructor grades it: the formgrader shows a
+        # cell's comment (nbgrader's auto_comment) beside the cell. The first
+        # comment of the notebook says why, and so does that of every cell a
+        # reason names.
+        reasons = outcome.flag_reasons
+        for position, comment in enumerate(notebook.comments):
+            named = [reason for reason in reasons if comment.name in reason]
+            if named or (reasons and position == 0):
+                said = comment.auto_comment or ""
+                why = "Flagged for grading by hand: " + "; ".join(named or reasons)
+                comment.auto_comment = why + ("\n\n" + said if said else "")
     master.db.commit()
     outcome.score = float(submission.score or 0.0)
     outcome.max_score = float(submission.max_score or max_scores.get(outcome.lesson, 0.0))
+    grades = [grade for notebook in submission.notebooks for grade in notebook.grades]
+    outcome.by_hand = any(g.manual_score is not None for g in grades) and not any(
+        g.needs_manual_grade for g in grades
+    )
 
 
 def copy_audit(audit_dir, log_dir, student):
@@ -416,6 +431,12 @@ def copy_results(course_root, outcome, folder, audit_dir=None):
         outcome.autograded = course_root / "autograded" / outcome.student / outcome.lesson
     if outcome.feedback is not None:
         outcome.feedback = course_root / "feedback" / outcome.student / outcome.lesson
+        # nbgrader's release_feedback names the feedback it hands back after the secret
+        # that `nbgrader submit` wrote in the submission (nbgrader >= 0.9), as
+        # generate_feedback copies it: without it, release_feedback stops.
+        secret = None if folder is None else folder / "submission_secret.txt"
+        if secret is not None and secret.is_file():
+            shutil.copy(secret, outcome.feedback / secret.name)
     submitted = course_root / "submitted" / outcome.student / outcome.lesson
     if folder is not None and folder.is_dir() and folder.resolve() != submitted.resolve():
         shutil.rmtree(submitted, ignore_errors=True)
@@ -577,7 +598,7 @@ def grade(
                     )
 
             run_tasks(workspace, tasks, jobs, done)
-        write_csv(csv_path, outcomes)
+        write_csv(csv_path, class_outcomes(outcomes, csv_path, master_db, course_id))
     except (RuntimeError, FileNotFoundError, ValueError) as exc:
         problems.append(str(exc))
     finally:

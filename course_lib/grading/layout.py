@@ -2,7 +2,8 @@
 
 A course root holds ``solutions/NN_topic/`` (the instructor's notebooks, the
 single source) and ``lessons/NN_topic/`` (the student release generated from
-them); its ``nbgrader_config.py`` is the base of every grading run.
+them); its own ``nbgrader_config.py``, where it has one, is read on top of the
+course's settings (:func:`course_lib.grading.config.course_config`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import dataclasses
 from pathlib import Path
 
 __all__ = [
-    "CONFIG_FILE",
     "check_course_root",
+    "course_root_of",
     "RELEASE_DIR",
     "REPO_ROOT",
     "SOURCE_DIR",
@@ -23,9 +24,9 @@ __all__ = [
     "select_lessons",
 ]
 
-#: The repository: its ``nbgrader_config.py`` is the base of every grading run.
+#: The repository, where course_lib is installed editable (in a clone); an installed
+#: course_lib grades the course root it is given, never this folder.
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-CONFIG_FILE = REPO_ROOT / "nbgrader_config.py"
 SOURCE_DIR = "solutions"
 RELEASE_DIR = "lessons"
 
@@ -65,6 +66,34 @@ def check_course_root(root, name="course_root"):
             f"(it holds {found}); {what}"
         )
     return path
+
+
+def course_root_of(lesson_dirs):
+    """The course root that holds every folder of ``lesson_dirs`` (``<root>/solutions/<lesson>``).
+
+    None when there is no lesson folder.
+
+    Raises
+    ------
+    ValueError
+        Naming the folders, when they are not the lessons of one course root.
+
+    Examples
+    --------
+    >>> str(course_root_of(["/srv/course/solutions/01_a", "/srv/course/solutions/02_b"]))
+    '/srv/course'
+    """
+    lesson_dirs = list(lesson_dirs)
+    if not lesson_dirs:
+        return None
+    roots = {Path(path).absolute().parent.parent for path in lesson_dirs}
+    parents = {Path(path).absolute().parent.name for path in lesson_dirs}
+    if len(roots) != 1 or parents != {SOURCE_DIR}:
+        raise ValueError(
+            f"lesson folders {sorted(map(str, lesson_dirs))} are not the {SOURCE_DIR}/ "
+            "folders of one course root"
+        )
+    return roots.pop()
 
 
 def find_lessons(source_dir):

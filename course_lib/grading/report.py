@@ -6,7 +6,17 @@ import csv
 import dataclasses
 from pathlib import Path
 
-__all__ = ["CSV_COLUMNS", "NO_SANDBOX", "GradeReport", "Outcome", "VerifyReport", "write_csv"]
+__all__ = [
+    "CSV_COLUMNS",
+    "NO_SANDBOX",
+    "GradeReport",
+    "Outcome",
+    "VerifyReport",
+    "class_outcomes",
+    "read_csv",
+    "write_csv",
+    "write_lms_csv",
+]
 
 #: What every row says about a submission graded with ``SANDBOX=off``.
 NO_SANDBOX = "graded without a sandbox"
@@ -44,6 +54,9 @@ class Outcome:
         (code that changes the rules of grading); empty for most.
     failures : list of str
         What each test cell that lost points said (``grades.csv`` shows it).
+    by_hand : bool
+        A person graded it in the formgrader: every cell that needed grading by
+        hand has a manual score, and ``score`` counts them.
     """
 
     student: str
@@ -61,9 +74,23 @@ class Outcome:
     attempts: int = 1
     withheld: list = dataclasses.field(default_factory=list)
     failures: list = dataclasses.field(default_factory=list)
+    by_hand: bool = False
     autograded: Path | None = None
     feedback: Path | None = None
     log: Path | None = None
+
+    @property
+    def flag_reasons(self):
+        """Why it is flagged, in the words of its notes (empty when it is not).
+
+        Examples
+        --------
+        >>> Outcome("ada", "01_x", withheld=["cell ex-1 replaces numpy.array_equal"]).flag_reasons
+        ['cell ex-1 replaces numpy.array_equal']
+        """
+        if not (self.flagged or self.withheld):
+            return []
+        return list(self.withheld) or [n for n in self.notes if not n.startswith("log:")]
 
     @property
     def message(self):
@@ -122,7 +149,9 @@ class GradeReport:
                 text = o.status
             else:
                 text = f"{o.score:g}/{o.max_score:g}"
-            if o.withheld:
+            if o.by_hand:
+                text += " (by hand)"
+            elif o.withheld:
                 text = f"withheld/{o.max_score:g}"
             cells[o.student, o.lesson] = text + (" !" if o.message else "")
         rows = [["student", *lessons]]
@@ -198,6 +227,10 @@ CSV_COLUMNS = [
     ("message", lambda o: "; ".join(m for m in (o.message, *o.failures) if m)),
     ("seconds", lambda o: f"{o.seconds:.1f}"),
     ("attempts", lambda o: str(o.attempts)),
+    # Flagged, its automatic points withheld until a person grades it.
+    ("withheld", lambda o: "yes" if o.withheld else ""),
+    # Graded by hand in the formgrader: the score holds the manual points.
+    ("by_hand", lambda o: "yes" if o.by_hand else ""),
 ]
 
 
@@ -210,7 +243,7 @@ def write_csv(path, outcomes):
     >>> path = Path(tempfile.mkdtemp()) / "grades.csv"
     >>> write_csv(path, [Outcome("ada", "01_x", score=3, max_score=5)])
     >>> path.read_text().splitlines()[1]
-    'ada,01_x,3,5,graded,,0.0,1'
+    'ada,01_x,3,5,graded,,0.0,1,,'
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -219,3 +252,149 @@ def write_csv(path, outcomes):
         writer.writerow([name for name, _ in CSV_COLUMNS])
         for o in sorted(outcomes, key=lambda o: (o.student, o.lesson)):
             writer.writerow([value(o) for _, value in CSV_COLUMNS])
+
+
+def read_csv(path):
+    """The outcomes a ``grades.csv`` holds (empty when there is no such file).
+
+    What a row says comes back as it was written: its message becomes the
+    outcome's one note.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "grades.csv"
+    >>> write_csv(path, [Outcome("ada", "01_x", score=3, max_score=5, notes=["late"])])
+    >>> [(o.student, o.score, o.message) for o in read_csv(path)]
+    [('ada', 3.0, 'late')]
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    outcomes = []
+    for row in rows:
+        message = row.get("message") or ""
+        outcomes.append(
+            Outcome(
+                row["student"],
+                row["lesson"],
+                status=row.get("status") or "graded",
+                score=float(row.get("score") or 0.0),
+                max_score=float(row.get("max_score") or 0.0),
+                notes=[message] if message else [],
+                seconds=float(row.get("seconds") or 0.0),
+                attempts=int(row.get("attempts") or 1),
+                withheld=[message] if row.get("withheld") == "yes" else [],
+                by_hand=row.get("by_hand") == "yes",
+            )
+        )
+    return outcomes
+
+
+def class_outcomes(outcomes, csv_path, gradebook=None, course_id=""):
+    """The whole class: the rows of ``csv_path``, updated by ``outcomes`` and the gradebook.
+
+    A late batch adds rows and replaces those it graded again; it drops none (a
+    lesson missing from a batch does not replace one graded before). Where the
+    gradebook is given, every submission it holds has a row, and every row's score
+    is the gradebook's, manual scores included: after a grade by hand in the
+    formgrader, the screen table and ``grades.csv`` say the same.
+
+    Parameters
+    ----------
+    outcomes : list of Outcome
+        What this run graded.
+    csv_path : str or Path
+        The class's ``grades.csv`` so far (it may not exist).
+    gradebook : str or Path, optional
+        The course's gradebook (``.nbgrader/gradebook.db``).
+    course_id : str
+
+    Returns
+    -------
+    list of Outcome
+        Sorted by student and lesson.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "grades.csv"
+    >>> write_csv(path, [Outcome("ada", "01_x", score=3, max_score=5)])
+    >>> late = [Outcome("bob", "01_x", score=5, max_score=5)]
+    >>> [o.student for o in class_outcomes(late, path)]
+    ['ada', 'bob']
+    """
+    rows = {(o.student, o.lesson): o for o in read_csv(csv_path)}
+    for o in outcomes:
+        before = rows.get((o.student, o.lesson))
+        if o.status == "missing" and before is not None and before.status != "missing":
+            continue
+        rows[o.student, o.lesson] = o
+    if gradebook is not None and Path(gradebook).is_file():
+        _scores_from_gradebook(rows, gradebook, course_id)
+    return [rows[key] for key in sorted(rows)]
+
+
+def _scores_from_gradebook(rows, gradebook, course_id):
+    """Give ``rows`` the gradebook's scores, and a row to each submission it has."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{gradebook}", course_id or "default_course") as gb:
+        for assignment in gb.assignments:
+            for submission in assignment.submissions:
+                key = (submission.student.id, assignment.name)
+                outcome = rows.get(key)
+                if outcome is None:
+                    outcome = rows[key] = Outcome(*key)
+                if outcome.status == "missing":
+                    outcome.status = "graded"
+                if outcome.status == "error":
+                    continue
+                grades = [g for nb in submission.notebooks for g in nb.grades]
+                graded = [g for g in grades if g.manual_score is not None]
+                pending = any(g.needs_manual_grade for g in grades)
+                outcome.by_hand = bool(graded) and not pending
+                outcome.score = float(submission.score or 0.0)
+                outcome.max_score = float(submission.max_score or outcome.max_score)
+
+
+def write_lms_csv(path, outcomes):
+    """One row per student, one column of points per lesson: what an LMS gradebook imports.
+
+    The first column, ``Username``, is the login both Moodle ("Import grades: CSV file",
+    mapped to *username*) and Canvas (matched as *SIS Login ID*) identify students by;
+    each lesson's column is headed ``<lesson> (<max> points)``. A lesson not graded (missing,
+    an error) is left empty, never zero: the LMS keeps what it had.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "grades-lms.csv"
+    >>> write_lms_csv(path, [Outcome("ada", "01_x", score=3, max_score=5),
+    ...                      Outcome("bob", "01_x", status="missing", max_score=5)])
+    >>> print(path.read_text().strip())
+    Username,SIS Login ID,01_x (5 points)
+    ada,ada,3
+    bob,bob,
+    """
+    lessons = sorted({o.lesson for o in outcomes})
+    maxima = {o.lesson: o.max_score for o in outcomes if o.max_score}
+    points = {
+        (o.student, o.lesson): f"{o.score:g}"
+        for o in outcomes
+        if o.status == "graded" and not (o.withheld and not o.by_hand)
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["Username", "SIS Login ID"]
+            + [f"{lesson} ({maxima.get(lesson, 0):g} points)" for lesson in lessons]
+        )
+        for student in sorted({o.student for o in outcomes}):
+            writer.writerow(
+                [student, student] + [points.get((student, lesson), "") for lesson in lessons]
+            )

@@ -33,7 +33,7 @@ import psutil
 from course_lib._processes import alive, describe, find_marked, stop, wait_gone
 from course_lib.grading import sandbox as sandboxing
 from course_lib.grading.execute import CHECKER_KERNEL
-from course_lib.grading.layout import CONFIG_FILE, RELEASE_DIR, SOURCE_DIR
+from course_lib.grading.layout import RELEASE_DIR, SOURCE_DIR, course_root_of
 
 __all__ = ["RUN_VAR", "TASK_VAR", "default_jobs"]
 
@@ -264,6 +264,10 @@ class Workspace:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
+def _as_text(path):
+    return repr(None if path is None else str(path))
+
+
 def make_course_root(workspace, prefix, lesson_dirs, db_path=None, timeout=None):
     """A temporary nbgrader course root whose source folder links to lessons.
 
@@ -278,7 +282,9 @@ def make_course_root(workspace, prefix, lesson_dirs, db_path=None, timeout=None)
         (source / name).symlink_to(Path(path).resolve(), target_is_directory=True)
     lines = [
         "c = get_config()  # noqa: F821",
-        f"load_subconfig({str(CONFIG_FILE)!r})",
+        # The course's settings and the course root's own nbgrader_config.py.
+        "from course_lib.grading.config import course_config",
+        f"c.merge(course_config({_as_text(course_root_of(lesson_dirs.values()))}))",
         f"c.CourseDirectory.root = {str(root)!r}",
         f"c.CourseDirectory.source_directory = {SOURCE_DIR!r}",
         f"c.CourseDirectory.release_directory = {RELEASE_DIR!r}",
