@@ -22,3 +22,21 @@ def test_release_leaks_finds_solutions_hidden_tests_and_outputs():
     assert f"contains a hidden test: {hidden!r}" in problems
     assert "contains the marker 'BEGIN SOLUTION'" in problems
     assert "has stored outputs" in problems
+
+
+def test_a_hidden_line_shown_inside_a_visible_line_is_not_a_hidden_test():
+    """A hidden line that is the start of a visible one is no secret: feedback keeps it."""
+    source = (
+        "_path = student.call(student.probe('scratch_file'), 'a.json', text)\n"
+        "### BEGIN HIDDEN TESTS\n"
+        "_path = student.call(student.probe('scratch_file'),\n"
+        "                     'b.json', other)\n"
+        "assert _secret_expected_value == 42\n"
+        "### END HIDDEN TESTS\n"
+    )
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell(source))
+    nb.cells[0].metadata["nbgrader"] = {"grade": True, "grade_id": "test-x", "points": 1}
+    hidden = grading.hidden_test_lines(nb)
+    assert "assert _secret_expected_value == 42" in hidden
+    assert not any("scratch_file" in line for line in hidden)

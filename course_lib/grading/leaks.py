@@ -69,10 +69,13 @@ def hidden_test_lines(notebook):
     -------
     set of str
         Stripped lines of 8 characters or more that appear in a hidden test
-        region and nowhere in the released part of the notebook.
+        region and nowhere in the released part of the notebook, not even
+        inside a longer released line (the feedback scrub looks for them
+        inside lines too).
     """
     _, hidden, public = _split_notebook(notebook)
-    return _significant(hidden) - _significant(public)
+    shown = _significant(public)
+    return {line for line in _significant(hidden) - shown if not any(line in s for s in shown)}
 
 
 def solution_lines(notebook):
