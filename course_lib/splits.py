@@ -352,6 +352,7 @@ def warm_page_cache(view, paths):
     """
     import ipyparallel
 
+    from course_lib._engines import one_engine_per_host
     from course_lib.memory import _as_direct_view
 
     view = _as_direct_view(view, name="view")
@@ -360,11 +361,8 @@ def warm_page_cache(view, paths):
     if not hasattr(paths, "__iter__"):
         raise TypeError(f"paths must be a path or an iterable of paths, but got {paths!r}.")
     paths = [str(check_file(path, f"paths[{i}]").resolve()) for i, path in enumerate(paths)]
-    chosen = {}
-    hosts = view.apply_async(socket.gethostname).get_dict()
-    for engine_id, host in sorted(hosts.items()):
-        chosen.setdefault(host, engine_id)
-    readers = view.client[sorted(chosen.values())]
+    readers = one_engine_per_host(view)
+    readers.block = False
     try:
         return dict(sorted(readers.apply_async(_read_files, paths).get()))
     except (ipyparallel.error.CompositeError, ipyparallel.error.RemoteError) as error:

@@ -96,6 +96,10 @@ def read_tweets(csv_path, max_count=None, n_partitions=1, partition_id=0):
     ------
     FileNotFoundError
         If ``csv_path`` does not exist.
+    ValueError
+        If the file is not a tweets CSV (a binary file, another table): none
+        of its first rows has the six fields and a polarity of 0, 2 or 4.
+        Checked before anything is read.
 
     Warns
     -----
@@ -118,6 +122,7 @@ def read_tweets(csv_path, max_count=None, n_partitions=1, partition_id=0):
     >>> texts, targets = read_tweets(csv_path, n_partitions=4, partition_id=3)
     """
     path = _check_csv_path(csv_path)
+    _check_tweets_start(path, csv_path)
     max_count = None if max_count is None else check_int(max_count, "max_count", minimum=1)
     n_partitions = check_int(n_partitions, "n_partitions", minimum=1)
     partition_id = check_int(partition_id, "partition_id", minimum=0)
@@ -474,6 +479,38 @@ def _check_csv_path(csv_path):
         "csv_path",
         hint=" course_lib.datasets.fetch_sentiment140() downloads the real tweets; "
         "course_lib.datasets.make_tweet_corpus(n_samples) writes look-alikes offline.",
+    )
+
+
+#: Rows read from the start of a file to tell whether it is a tweets CSV.
+_SNIFF_ROWS = 50
+
+
+def _is_tweet_row(row):
+    return len(row) == _N_FIELDS and row[0] in _VALID_POLARITIES
+
+
+def _check_tweets_start(path, given):
+    """ValueError naming the file when none of its first rows is a tweet (an empty file passes)."""
+    with open(path, "rb") as file:
+        start = file.read(64 * 1024)
+    if not start:
+        return
+    lines = start.decode(ENCODING).splitlines(keepends=True)[:_SNIFF_ROWS]
+    rows = 0
+    for line in lines:
+        try:
+            row = next(csv.reader([line]), [])
+        except csv.Error:
+            row = []
+        if _is_tweet_row(row):
+            return
+        rows += 1
+    kind = "a binary file" if b"\0" in start[:4096] else "not a tweets CSV"
+    raise ValueError(
+        f"csv_path == {str(given)!r} is {kind}: none of its first {rows} row(s) has the "
+        f"{_N_FIELDS} fields of Sentiment140 with a polarity of 0, 2 or 4 (it starts with "
+        f"{start[:40]!r}). Give the CSV of fetch_sentiment140() or make_tweet_corpus()."
     )
 
 

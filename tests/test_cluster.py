@@ -243,7 +243,7 @@ def test_no_sbatch_on_path_is_refused(monkeypatch):
 _ORPHAN_SCRIPT = """
 import os, signal, sys, time
 from course_lib.cluster import cluster_processes, local_cluster
-cluster = local_cluster(1)
+cluster = local_cluster(1, progress=False)
 client = cluster.start()
 print(" ".join(str(p.pid) for p in cluster_processes(client.cluster)), flush=True)
 if sys.argv[1] == "wait":
