@@ -222,17 +222,21 @@ def _is_name(key):
     return isinstance(key, str) and key.isidentifier()
 
 
-def _check_strategy_params(strategy_params):
+def _merge_strategy_params(options, strategy_params):
+    """The keyword settings and ``strategy_params`` as one dict; a setting twice is refused."""
     if strategy_params is None:
-        return {}
-    if not isinstance(strategy_params, dict) or not all(
-        isinstance(k, str) for k in strategy_params
-    ):
+        return options
+    if not isinstance(strategy_params, dict) or not all(map(_is_name, strategy_params)):
         raise TypeError(
             f"strategy_params must be a dict of setting names to values, e.g. "
             f"{{'patience': 2}}, but got {strategy_params!r}."
         )
-    return strategy_params
+    twice = sorted(name for name in strategy_params if options.get(name) is not None)
+    if twice:
+        raise TypeError(
+            f"{', '.join(twice)} given both as an argument and in strategy_params: give it once."
+        )
+    return {**options, **strategy_params}
 
 
 # --------------------------------------------------------------------------
@@ -359,15 +363,14 @@ def launch_search(
     """
     lview = _check_view(view)
     estimator = _check_estimator(estimator)
-    plan = make_strategy(
-        strategy,
-        n_iter=n_iter,
-        factor=factor,
-        resource=resource,
-        min_resource=min_resource,
-        max_resource=max_resource,
-        **_check_strategy_params(strategy_params),
-    )
+    options = {
+        "n_iter": n_iter,
+        "factor": factor,
+        "resource": resource,
+        "min_resource": min_resource,
+        "max_resource": max_resource,
+    }
+    plan = make_strategy(strategy, **_merge_strategy_params(options, strategy_params))
     retries = check_int(retries, "retries", minimum=0)
     scoring = _check_scoring(estimator, scoring)
     split_paths = _check_split_paths(split_paths)

@@ -137,7 +137,6 @@ def test_check_prints_one_line_and_returns_nothing(capsys):
         assert capsys.readouterr().out == f"{REPLACE}\n"
 
 
-
 @pytest.mark.parametrize(
     "wrong, words",
     [({"a": 27}, "{'a': 27} (of type dict)"), (print, "print"), (b"27", "(of type bytes)")],
