@@ -29,6 +29,7 @@ REGISTRY = {
     "grid": "course_lib._strategy_grid:GridStrategy",
     "random": "course_lib._strategy_random:RandomStrategy",
     "halving": "course_lib._strategy_halving:HalvingStrategy",
+    "patient": "course_lib._strategy_patient:PatientStrategy",
 }
 
 
