@@ -18,7 +18,6 @@ such as persisted CV splits) is *available*: the kernel can drop it.
 
 from __future__ import annotations
 
-import numbers
 import os
 import socket
 import threading
@@ -29,7 +28,7 @@ import psutil
 
 from course_lib import _processes
 from course_lib._engines import one_engine_per_host
-from course_lib._validation import check_seconds
+from course_lib._validation import check_int, check_seconds
 
 __all__ = ["MemoryMonitor", "engine_memory", "host_memory", "process_memory", "tree_memory"]
 
@@ -38,14 +37,6 @@ MIB = 2**20
 
 #: The per-process figures a :class:`MemoryMonitor` can sample.
 MEASURES = ("uss", "pss")
-
-
-def _check_pid(pid):
-    if isinstance(pid, bool) or not isinstance(pid, numbers.Integral):
-        raise TypeError(f"pid must be an int or None, but got {pid!r}.")
-    if pid <= 0:
-        raise ValueError(f"pid == {pid}, must be > 0.")
-    return int(pid)
 
 
 def _full_info(proc):
@@ -142,7 +133,7 @@ def _check_measure(measure):
 
 
 def _pid_or_error(pid):
-    pid = _check_pid(pid)
+    pid = check_int(pid, "pid", minimum=1)
     if not psutil.pid_exists(pid):
         raise ValueError(f"There is no process with pid {pid}.")
     return pid

@@ -15,13 +15,13 @@ from __future__ import annotations
 import numbers
 import os
 import socket
-import uuid
 from pathlib import Path
 
 import joblib
 import numpy as np
 import scipy.sparse as sp
 
+from course_lib._files import atomic_file
 from course_lib._validation import check_file, raise_remote_file_not_found
 
 __all__ = ["load_cv_split", "persist_cv_splits", "remove_cv_splits", "warm_page_cache"]
@@ -126,21 +126,9 @@ def _take(X, indices):
 
 
 def _atomic_dump(obj, path):
-    """Write to a temporary name in the same folder, flush to disk, rename.
-
-    A crash leaves at worst a hidden ``.*.tmp`` file, never a half-written
-    split under its final name.
-    """
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(tmp, "xb") as file:  # permissions follow the umask
-            joblib.dump(obj, file)  # uncompressed: compressed dumps cannot be mapped
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Dump ``obj`` uncompressed (compressed dumps cannot be mapped), atomically."""
+    with atomic_file(path, "wb") as file:
+        joblib.dump(obj, file)
 
 
 def persist_cv_splits(X, y, cv, folder, name="data", *, groups=None):

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import csv
-import numbers
 import sys
 import warnings
 
@@ -232,9 +231,7 @@ class TweetStream:
             )
         self.batch_size = check_int(batch_size, "batch_size", minimum=1)
         self.texts_per_sample = check_int(texts_per_sample, "texts_per_sample", minimum=1)
-        if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral):
-            raise TypeError(f"random_state must be an int (a seed), but got {random_state!r}.")
-        self.random_state = random_state
+        self.random_state = check_int(random_state, "random_state", minimum=0)
         texts = np.asarray(texts, dtype=object)
         self._pools = [texts[targets == label] for label in self.classes_]
         self._rng = np.random.default_rng(random_state)
