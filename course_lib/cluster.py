@@ -40,7 +40,6 @@ from dataclasses import dataclass
 
 import ipyparallel
 import joblib
-import psutil
 from ipyparallel.cluster.launcher import SSHLauncher
 from traitlets.config import Config
 
@@ -190,11 +189,7 @@ def _controller_family(cluster):
     pid = getattr(cluster.controller, "pid", None)
     if not pid or pid <= 0:
         return set()
-    try:
-        root = psutil.Process(pid)
-        return {pid, *(child.pid for child in root.children(recursive=True))}
-    except psutil.Error:
-        return {pid}
+    return {pid, *(proc.pid for proc in _processes.process_tree(pid))}
 
 
 def _stop_all_clusters():

@@ -480,21 +480,12 @@ class MemoryMonitor:
             _, ax = plt.subplots(figsize=(7, 4))
         base = self.baseline_mb
         times = [s["time_s"] for s in self.samples]
-        ax.plot(
-            times,
-            [s["host_mb"] - base["host"] for s in self.samples],
-            label=f"host {self.host} (used)",
-            linewidth=2,
-            color="black",
-        )
+        totals = [("host", f"host {self.host} (used)", "black")]
         if self.processes is not None:
-            ax.plot(
-                times,
-                [s["processes_mb"] - base["processes"] for s in self.samples],
-                label=f"processes watched (summed {self.measure.upper()})",
-                linewidth=2,
-                color="grey",
-            )
+            totals.append(("processes", f"processes (summed {self.measure.upper()})", "grey"))
+        for name, label, color in totals:
+            growth = [s[f"{name}_mb"] - base[name] for s in self.samples]
+            ax.plot(times, growth, label=label, linewidth=2, color=color)
         engine_ids = sorted({e for s in self.samples for e in s["engines_mb"]})
         for engine_id in engine_ids:
             kept = [s for s in self.samples if engine_id in s["engines_mb"]]
