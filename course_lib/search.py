@@ -1,4 +1,4 @@
-"""Model search on a cluster: grid, random and successive halving.
+"""Model search on a cluster: grid, random, successive halving, patient random search.
 
 The recipe of the source lesson, grown up. Persist the cross-validation
 splits once (:func:`course_lib.splits.persist_cv_splits`), then send one small
@@ -15,6 +15,12 @@ progress bar.
 
 Strategies
 ----------
+Every name of :data:`STRATEGIES`: one class each, registered in
+:mod:`course_lib._search_strategy` (``launch_search(strategy=...)`` also takes
+a strategy object). :class:`SearchRun` schedules the rounds a strategy asks
+for; what the results say (ranking, ``cv_results_``, report, plots) is
+:mod:`course_lib._search_results`.
+
 ``"grid"``
     Every combination of the parameter lists, in
     :class:`~sklearn.model_selection.ParameterGrid` order.
@@ -27,6 +33,10 @@ Strategies
     (training samples, or an estimator parameter such as ``n_estimators``),
     then the best ``1/factor`` of them with ``factor`` times more, until the
     last round, which uses the full resource.
+``"patient"``
+    A budget of ``n_iter`` random draws, evaluated ``batch_size`` at a time,
+    that stops once ``patience`` rounds in a row have not raised the best
+    score (``strategy_params={"batch_size": 4, "patience": 2}``).
 
 Engines die, kernels crash: a task whose engine died is sent again (up to
 ``retries`` times), a task whose fit raised is reported in ``run.errors``
@@ -428,6 +438,9 @@ class SearchRun:
     Attributes
     ----------
     strategy : str
+        The strategy's name.
+    strategy_ : SearchStrategy
+        The strategy object that chooses the rounds.
     candidates : list of dict
         Every parameter set, indexed as in ``results()`` and ``cv_results_``.
     split_paths : list of str
