@@ -416,13 +416,15 @@ class CourseCluster:
         step = "starting the controller"
         try:
             self.cluster.start_controller_sync()
+            starting = f"starting {self.n_engines} engines with the {self.engines} launcher"
             if self._launcher.engines_on_this_host:
                 # They wait for the connection file: start them with the controller.
+                step = starting
                 self._start_engines(report)
             step = "the controller writing its connection files"
             _wait_for(self._connection_files_written, deadline, self.timeout, step, report)
             if not self._launcher.engines_on_this_host:
-                step = f"starting {self.n_engines} engines with the {self.engines} launcher"
+                step = starting
                 self._start_engines(report)
             step = "the client's connection to the hub (controller)"
             remaining = max(1.0, deadline - time.monotonic())
