@@ -168,7 +168,7 @@ def main(argv=None):
         start = time.perf_counter()
         paths = persist_cv_splits(X, y, [(train, test)], folder)
         print(f"persisted once in {time.perf_counter() - start:.1f} s: {paths[0]}")
-        with local_cluster(args.engines) as client:
+        with local_cluster(args.engines, progress=False) as client:
             view = client[:]
             view.apply_sync(_warm_imports)
             print(f"client process: {process_memory()['uss_mb']:.0f} MiB USS (holds X and X_train)")
