@@ -170,7 +170,7 @@ def report_lines(run, history, best, n_finished):
     """The lines of ``SearchRun.report``: the search, its rounds, the best, the errors."""
     strategy, n_splits = run.strategy_, history.n_splits
     state = "done" if run.done else "running"
-    if run._aborted:
+    if run.aborted:
         state = "aborted" + (", running tasks finishing" if not run.done else "")
     errors = history.errors
     lines = [
@@ -186,7 +186,7 @@ def report_lines(run, history, best, n_finished):
                 f"  round {r['round']}: {r['n_candidates']} candidates x "
                 f"{n_splits} splits{on}: {r['n_done']}/{r['n_tasks']} tasks, {r['status']}"
             )
-    reason = strategy.stop_reason(history) if run.done and not run._aborted else ""
+    reason = strategy.stop_reason(history) if run.done and not run.aborted else ""
     if reason:
         lines.append(f"  {reason}")
     if best:

@@ -761,6 +761,11 @@ class SearchRun:
         return self._finished.is_set()
 
     @property
+    def aborted(self):
+        """True once :meth:`abort` was called."""
+        return self._aborted
+
+    @property
     def n_aborted(self):
         """Tasks cancelled by :meth:`abort` before they started."""
         with self._lock:
