@@ -13,40 +13,20 @@ budget.
 
 import argparse
 import os
-import signal
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import nbformat
-import psutil
 from nbclient import NotebookClient
 
+from course_lib import _processes
 from course_lib.lab import free_port, start_course_lab
+from course_lib.memory import MemoryMonitor, tree_memory
 
 REPO = Path(__file__).resolve().parent.parent
 BUDGET_MB = 1536
-
-
-def tree_pss_mb(roots):
-    """Summed PSS of processes and all their descendants, in MiB."""
-    seen, total = set(), 0
-    for root in roots:
-        try:
-            family = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            continue
-        for proc in family:
-            if proc.pid in seen:
-                continue
-            seen.add(proc.pid)
-            try:
-                total += proc.memory_full_info().pss
-            except psutil.Error:
-                pass
-    return total / 2**20
 
 
 def start_lab(work_dir):
@@ -56,30 +36,30 @@ def start_lab(work_dir):
     )
 
 
+def stop_lab(lab):
+    """Stop JupyterLab and everything it started, by PID."""
+    left = _processes.stop(_processes.process_tree(lab.pid), grace=20)
+    lab.wait(timeout=5)
+    if left:
+        print(f"still alive after SIGKILL: {[p.pid for p in left]}")
+
+
 def run_lesson(lesson, lab):
+    """Execute one solution notebook; the peak PSS of JupyterLab and the kernel's tree."""
     notebook = nbformat.read(REPO / "solutions" / lesson / f"{lesson}.ipynb", as_version=4)
     client = NotebookClient(notebook, timeout=600, kernel_name="python3", allow_errors=False)
-    peak = {"mb": 0.0}
-    done = threading.Event()
 
-    def sample():
-        while not done.is_set():
-            kernel = getattr(client, "km", None)
-            roots = [psutil.Process(lab.pid)]
-            if kernel is not None and kernel.has_kernel:
-                roots.append(psutil.Process(kernel.provisioner.process.pid))
-            peak["mb"] = max(peak["mb"], tree_pss_mb(roots))
-            done.wait(0.2)
+    def session():
+        kernel = getattr(client, "km", None)
+        roots = [lab.pid]
+        if kernel is not None and kernel.has_kernel:
+            roots.append(kernel.provisioner.process.pid)
+        return roots
 
-    sampler = threading.Thread(target=sample, daemon=True)
     start = time.perf_counter()
-    sampler.start()
-    try:
+    with MemoryMonitor(interval=0.2, measure="pss", processes=session) as monitor:
         client.execute(cwd=str(REPO / "solutions" / lesson))
-    finally:
-        done.set()
-        sampler.join()
-    return peak["mb"], time.perf_counter() - start
+    return monitor.peak_mb["processes"], time.perf_counter() - start
 
 
 def main():
@@ -93,7 +73,7 @@ def main():
     scratch = tempfile.TemporaryDirectory(prefix="footprint-")
     lab = start_lab(Path(scratch.name) / "my_work")
     try:
-        idle = tree_pss_mb([psutil.Process(lab.pid)])
+        idle = tree_memory([lab.pid], "pss")
         print(f"JupyterLab alone: {idle:.0f} MiB PSS; one CPU: {sorted(os.sched_getaffinity(0))}")
         print(f"{'lesson':<22}{'peak PSS (MiB)':>16}{'seconds':>10}")
         worst = ("", 0.0)
@@ -102,11 +82,7 @@ def main():
             print(f"{lesson:<22}{peak:>16.0f}{seconds:>10.1f}")
             worst = max(worst, (lesson, peak), key=lambda item: item[1])
     finally:
-        os.killpg(lab.pid, signal.SIGTERM)
-        try:
-            lab.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(lab.pid, signal.SIGKILL)
+        stop_lab(lab)
         scratch.cleanup()
     print(
         f"peak footprint = {worst[1] / 1024:.2f} GB PSS ({worst[0]}), "

@@ -1,4 +1,4 @@
-"""How much host memory do E engines need to work on one dataset of D MB?
+"""How much host memory do E engines need to work on one dataset of D MiB?
 
 Two ways, on the same data, in one run:
 
@@ -34,11 +34,9 @@ on the host do not disturb. Target: memmap <= 1.2 while naive is about E.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
 import tempfile
-import threading
 import time
 
 import numpy as np
@@ -46,7 +44,7 @@ import psutil
 from sklearn.model_selection import KFold
 
 from course_lib.cluster import cluster_processes, default_n_engines, local_cluster
-from course_lib.memory import MB, MemoryMonitor, process_memory
+from course_lib.memory import MIB, MemoryMonitor, process_memory
 from course_lib.splits import persist_cv_splits, remove_cv_splits, warm_page_cache
 
 
@@ -74,7 +72,7 @@ def gram_of_split(path):
 
 def make_data(size_mb, n_features, seed=0):
     """A float64 dataset of about ``size_mb`` MiB, filled chunk by chunk."""
-    n_samples = int(size_mb * MB) // (8 * n_features)
+    n_samples = int(size_mb * MIB) // (8 * n_features)
     rng = np.random.default_rng(seed)
     X = np.empty((n_samples, n_features))
     for start in range(0, n_samples, 100_000):
@@ -90,46 +88,6 @@ def evict_from_page_cache(path):
         os.posix_fadvise(file.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
 
-class PssSampler:
-    """Peak growth of the summed PSS of some processes, sampled in a thread.
-
-    PSS counts a page shared by k processes as 1/k in each: summed over the
-    client, the controller and the engines, a mapped file counts once and a
-    copy counts as often as it exists. Other programs on the host do not
-    disturb this figure, as they do the host's used memory.
-    """
-
-    def __init__(self, processes, interval):
-        self.processes, self.interval = processes, interval
-        self._stop = threading.Event()
-
-    def total_mb(self):
-        total = 0
-        for proc in self.processes:
-            with contextlib.suppress(psutil.Error):
-                total += proc.memory_full_info().pss
-        return total / MB
-
-    def __enter__(self):
-        self.baseline = self.peak = self.total_mb()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self):
-        while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, self.total_mb())
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.total_mb())
-
-    @property
-    def growth_mb(self):
-        return self.peak - self.baseline
-
-
 def run(view, task, argument, interval):
     """Run ``task(argument)`` on every engine under the monitors."""
     controller_pid = view.client.cluster.controller.pid
@@ -138,13 +96,16 @@ def run(view, task, argument, interval):
     before = {name: process_memory(pid)["uss_mb"] for name, pid in others.items()}
     cache_before = psutil.virtual_memory().cached
     start = time.perf_counter()
-    with PssSampler(ours, interval=4 * interval) as pss:
+    # Summed PSS of the client, controller and engines: a mapped file counts
+    # once, a copy as often as it exists, and other programs on the host do
+    # not disturb it as they do the host's used memory.
+    with MemoryMonitor(interval=4 * interval, measure="pss", processes=ours) as pss:
         with MemoryMonitor(view, interval=interval) as monitor:
             replies = view.apply_sync(task, argument)
     seconds = time.perf_counter() - start
     extra = {
-        "page cache": (psutil.virtual_memory().cached - cache_before) / MB,
-        "pss": pss.growth_mb,
+        "page cache": (psutil.virtual_memory().cached - cache_before) / MIB,
+        "pss": pss.peak_growth_mb["processes"],
         **{name: process_memory(pid)["uss_mb"] - before[name] for name, pid in others.items()},
     }
     return monitor, replies, seconds, extra
@@ -155,22 +116,22 @@ def report(label, monitor, replies, seconds, extra, size_mb, measure):
     print(f"\n{label}: {seconds:.1f} s")
     for engine_id, (_, mem) in zip(sorted(growth["engines"]), replies, strict=True):
         print(
-            f"  engine {engine_id}: peak USS growth {growth['engines'][engine_id]:7.1f} MB;"
+            f"  engine {engine_id}: peak USS growth {growth['engines'][engine_id]:7.1f} MiB;"
             f" holding the data: USS {mem['uss_mb']:6.1f}, PSS {mem['pss_mb']:6.1f},"
-            f" RSS {mem['rss_mb']:6.1f} MB"
+            f" RSS {mem['rss_mb']:6.1f} MiB"
         )
     print(
-        f"  afterwards: client USS {extra['client']:+.1f} MB, controller USS "
-        f"{extra['controller']:+.1f} MB, page cache {extra['page cache']:+.1f} MB"
+        f"  afterwards: client USS {extra['client']:+.1f} MiB, controller USS "
+        f"{extra['controller']:+.1f} MiB, page cache {extra['page cache']:+.1f} MiB"
     )
     ratios = {"host": growth["host"] / size_mb, "pss": extra["pss"] / size_mb}
     with_cache = (growth["host"] + max(0.0, extra["page cache"])) / size_mb
     print(
-        f"  host used memory (total - available): peak growth {growth['host']:7.1f} MB"
+        f"  host used memory (total - available): peak growth {growth['host']:7.1f} MiB"
         f" = {ratios['host']:.2f} D (with the page cache it filled: {with_cache:.2f} D)"
     )
     print(
-        f"  client + controller + engines, summed PSS: peak growth {extra['pss']:7.1f} MB"
+        f"  client + controller + engines, summed PSS: peak growth {extra['pss']:7.1f} MiB"
         f" = {ratios['pss']:.2f} D"
     )
     return ratios[measure]
@@ -195,22 +156,22 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     X, y = make_data(args.size_mb, args.features)
-    size_mb = X.nbytes / MB
+    size_mb = X.nbytes / MIB
     train, test = next(KFold(5).split(X))
     X_train = X[train]  # the naive way sends this to every engine
     print(
-        f"D = {size_mb:.0f} MB ({X.shape[0]} x {X.shape[1]} float64), training split "
-        f"{X_train.nbytes / MB:.0f} MB, E = {args.engines} engines"
+        f"D = {size_mb:.0f} MiB ({X.shape[0]} x {X.shape[1]} float64), training split "
+        f"{X_train.nbytes / MIB:.0f} MiB, E = {args.engines} engines"
     )
     folder = args.folder or tempfile.mkdtemp(prefix="memory-sharing-")
     try:
         start = time.perf_counter()
         paths = persist_cv_splits(X, y, [(train, test)], folder)
         print(f"persisted once in {time.perf_counter() - start:.1f} s: {paths[0]}")
-        with local_cluster(args.engines) as client:
+        with local_cluster(args.engines, progress=False) as client:
             view = client[:]
             view.apply_sync(_warm_imports)
-            print(f"client process: {process_memory()['uss_mb']:.0f} MB USS (holds X and X_train)")
+            print(f"client process: {process_memory()['uss_mb']:.0f} MiB USS (holds X and X_train)")
 
             # Cold start: the engines' page faults read the file into the page
             # cache, once for all of them (warm_page_cache would do it ahead).
@@ -220,7 +181,7 @@ def main(argv=None):
                 "(b) memmap, split persisted once", *mapped, size_mb, args.measure
             )
             warmed = warm_page_cache(client, paths)
-            print(f"  (warm_page_cache now reads {sum(warmed.values()) / MB:.0f} MB per host)")
+            print(f"  (warm_page_cache now reads {sum(warmed.values()) / MIB:.0f} MiB per host)")
 
             naive = run(view, gram_of_copy, X_train, args.interval)
             naive_ratio = report("(a) naive, one copy per engine", *naive, size_mb, args.measure)

@@ -114,7 +114,7 @@ def main():
         )
 
         start = time.perf_counter()
-        with local_cluster(n_engines) as client:
+        with local_cluster(n_engines, progress=False) as client:
             client[:].apply_sync(_import, "course_lib.search")
             t_cluster = time.perf_counter() - start
             view = client.load_balanced_view()

@@ -4,7 +4,7 @@ For each launcher (local processes, SSH, MPI, Slurm) both ways start a
 controller and N engines and stop when every engine has answered one task;
 the stop time is reported apart. Runs alternate so that machine noise hits
 both alike. SSH runs against a throw-away sshd on 127.0.0.1 and Slurm against
-a throw-away single-node Slurm (both from ``tests/``, as root); a launcher
+a throw-away single-node Slurm (both from ``course_lib._throwaway_*``, as root); a launcher
 this machine cannot run is skipped with the reason. The last line is the
 headline ratio for local clusters, the one students wait for in every lesson.
 
@@ -25,11 +25,9 @@ from pathlib import Path
 import ipyparallel
 from traitlets.config import Config
 
+from course_lib._throwaway_slurm import ThrowawaySlurm, find_slurm
+from course_lib._throwaway_sshd import ThrowawaySSHD, find_sshd
 from course_lib.cluster import course_cluster, find_mpiexec, launcher_available, stop_cluster
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from slurm import ThrowawaySlurm, find_slurm  # noqa: E402
-from sshd import ThrowawaySSHD, find_sshd  # noqa: E402
 
 
 def _answer():
@@ -105,7 +103,9 @@ def time_course(launcher, n_engines, server=None):
     with tempfile.TemporaryDirectory() as folder:
         config = _ssh_config(server, folder, n_engines) if launcher == "ssh" else None
         start = time.perf_counter()
-        cluster = course_cluster(n_engines, engines=launcher, config=config, timeout=300)
+        cluster = course_cluster(
+            n_engines, engines=launcher, config=config, timeout=300, progress=False
+        )
         client = cluster.start()
         try:
             client[:].apply_sync(_answer)

@@ -134,7 +134,7 @@ def main():
         texts, y_test = read_tweets(test_csv)
         X_test = vectorizer.transform(texts)
 
-        with local_cluster(args.engines) as client:
+        with local_cluster(args.engines, progress=False) as client:
             result = compare_training(
                 client, train_csv, X_test, y_test, make_model, vectorizer, args.repeat
             )

@@ -1,4 +1,8 @@
-"""Input checks shared by the course_lib modules (scikit-learn's message style)."""
+"""Input checks shared by the course_lib modules (scikit-learn's message style).
+
+The one home of the integer, seconds and file checks: every module (bench
+and tests included) calls these, none writes its own.
+"""
 
 import numbers
 import os
@@ -24,6 +28,35 @@ def check_int(value, name, *, minimum=1):
     if value < minimum:
         raise ValueError(f"{name} == {value!r}, must be >= {minimum}.")
     return int(value)
+
+
+def check_seconds(value, name, *, allow_zero=False):
+    """``value`` as a float number of seconds, > 0 (or >= 0), or an error that names it.
+
+    The one check of a duration in course_lib: timeouts, sampling intervals,
+    grace periods.
+
+    Examples
+    --------
+    >>> check_seconds(2, "timeout")
+    2.0
+    >>> check_seconds(0, "timeout")
+    Traceback (most recent call last):
+    ...
+    ValueError: timeout == 0, must be > 0 seconds.
+    >>> check_seconds("5", "interval")
+    Traceback (most recent call last):
+    ...
+    TypeError: interval must be a number of seconds, but got '5' (of type str).
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a number of seconds, but got {value!r} "
+            f"(of type {type(value).__name__})."
+        )
+    if not (value >= 0 if allow_zero else value > 0):  # NaN fails both
+        raise ValueError(f"{name} == {value!r}, must be {'>=' if allow_zero else '>'} 0 seconds.")
+    return float(value)
 
 
 def check_file(path, name, *, hint=""):

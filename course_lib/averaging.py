@@ -14,13 +14,12 @@ fraction of the time, since the partitions train in parallel.
 from __future__ import annotations
 
 import copy
-import numbers
 import os
 
 import numpy as np
 import scipy.sparse as sp
 
-from course_lib._validation import check_file, raise_remote_file_not_found
+from course_lib._validation import check_file, check_int, raise_remote_file_not_found
 
 __all__ = ["average_linear_models", "fit_partition", "train_on_partitions"]
 
@@ -185,22 +184,15 @@ def train_on_partitions(view, csv_path, n_partitions, make_model, vectorizer, ma
         )
     check_file(csv_path, "csv_path", hint=" Every engine must see the file at that path.")
     csv_path = os.fspath(csv_path)
-    if isinstance(n_partitions, bool) or not isinstance(n_partitions, numbers.Integral):
-        raise TypeError(f"n_partitions must be a positive int, but got {n_partitions!r}.")
-    if n_partitions < 1:
-        raise ValueError(f"n_partitions == {n_partitions}, must be >= 1.")
+    n_partitions = check_int(n_partitions, "n_partitions", minimum=1)
     if not (isinstance(make_model, BaseEstimator) or callable(make_model)):
         raise TypeError(
             "make_model must be an estimator or a callable that returns one, but got "
             f"{make_model!r}."
         )
     _check_stateless(vectorizer)
-    if max_count is not None and (
-        isinstance(max_count, bool) or not isinstance(max_count, numbers.Integral)
-    ):
-        raise TypeError(f"max_count must be None or a positive int, but got {max_count!r}.")
-    if max_count is not None and max_count < 1:
-        raise ValueError(f"max_count == {max_count}, must be >= 1.")
+    if max_count is not None:
+        max_count = check_int(max_count, "max_count", minimum=1)
 
     n = int(n_partitions)
     result = view.map(

@@ -1,21 +1,26 @@
-"""Start, use and always stop an ipyparallel cluster: local, SSH, MPI or Slurm.
+"""Start, use and always stop an ipyparallel cluster: the cluster's life.
 
 The lessons start their engines with :func:`local_cluster`, and
-:func:`course_cluster` starts them with a launcher (``engines="ssh"``,
-``"mpi"`` or ``"slurm"``) configured in ipyparallel's own terms. Both give a
+:func:`course_cluster` starts them with any launcher of the registry in
+:mod:`course_lib._launchers` (``engines="ssh"``, ``"mpi"`` or ``"slurm"``:
+ipyparallel's own names), configured in ipyparallel's own terms. Both give a
 context manager over :class:`ipyparallel.Cluster` that
 
 * binds every socket to the loopback interface (127.0.0.1) when every engine
   runs on this host,
-* starts fast (a 500 ms heartbeat instead of 3 s: engines register sooner),
+* starts fast (a 50 ms heartbeat instead of 3 s: engines register sooner;
+  local engines start while the controller does),
+* says how it goes while it waits: engines answering, n of N, and the seconds,
 * waits, with a finite timeout, until every engine answers,
 * and stops every process it started when the block ends, whatever the
   reason: normal exit, an exception, ``KeyboardInterrupt``, the kernel
   shutting down (``atexit``) or being sent ``SIGTERM``. Engines stuck in C
   code ignore ``SIGTERM``: they are killed by PID after a short grace period.
 
-Each cluster keeps its files in a ``course-ipp-<pid>-*`` temporary folder;
-folders whose owner process died are removed when the next cluster starts.
+Each cluster keeps its files in a ``course-ipp-<pid>-*`` temporary folder
+(:mod:`course_lib._cluster_folders`); folders whose owner process died are
+removed when the next cluster starts. What the engines are (hosts, PIDs, one
+per host) is in :mod:`course_lib._engines`, exported here.
 """
 
 from __future__ import annotations
@@ -23,36 +28,39 @@ from __future__ import annotations
 import atexit
 import contextlib
 import copy
-import importlib.util
 import logging
-import numbers
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import ipyparallel
 import joblib
-import psutil
 from ipyparallel.cluster.launcher import SSHLauncher
 from traitlets.config import Config
 
 from course_lib import _processes
-from course_lib._validation import check_int
+from course_lib._cluster_folders import make_folder, remove_stale_folders
+from course_lib._engines import engine_hosts, engine_pids, one_engine_per_host
+from course_lib._launchers import (
+    REGISTRY,
+    SLURM_TIMELIMIT,
+    LauncherUnavailable,
+    find_mpiexec,
+    get_launcher,
+    slurm_partition,
+)
+from course_lib._validation import check_int, check_seconds
 
 __all__ = [
     "LAUNCHERS",
+    "SLURM_TIMELIMIT",
     "CourseCluster",
     "LauncherUnavailable",
-    "LocalCluster",
     "Stopped",
     "add_engines",
     "cluster_processes",
@@ -69,16 +77,24 @@ __all__ = [
     "stop_cluster",
 ]
 
+#: The ways :func:`course_cluster` can start engines (``engines=``): every
+#: launcher registered in :mod:`course_lib._launchers`, by ipyparallel's name.
+LAUNCHERS = tuple(REGISTRY)
+
 #: Seconds a process gets to exit after SIGTERM before it is killed.
 STOP_GRACE_SECONDS = 3.0
 
 #: Heartbeat period of the controller, in milliseconds. ipyparallel's default
 #: is 3000; engines register only after a heartbeat, so a short period makes
 #: start-up much faster (measured in ``bench/startup.py``).
-HEARTBEAT_MS = 500
+HEARTBEAT_MS = 50
 
-# The LocalCluster objects started and not yet stopped. This registry is the
-# module's only global state: it lets atexit and SIGTERM stop them all.
+#: Heartbeats an engine may miss before the controller counts it as dead:
+#: 5 s at :data:`HEARTBEAT_MS`, as ipyparallel's 10 misses of 500 ms were.
+HEARTBEAT_MISSES = 100
+
+# The clusters started and not yet stopped. This registry is the module's
+# only global state: it lets atexit and SIGTERM stop them all.
 _running_clusters = []
 _registry_lock = threading.Lock()
 _previous_sigterm_handler = None
@@ -97,14 +113,6 @@ def default_n_engines():
     True
     """
     return max(1, int(joblib.cpu_count()))
-
-
-def _check_timeout(timeout):
-    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
-        raise TypeError(f"timeout must be a number of seconds, but got {timeout!r}.")
-    if not timeout > 0:
-        raise ValueError(f"timeout == {timeout!r}, must be > 0 seconds.")
-    return float(timeout)
 
 
 def cluster_processes(cluster):
@@ -181,11 +189,7 @@ def _controller_family(cluster):
     pid = getattr(cluster.controller, "pid", None)
     if not pid or pid <= 0:
         return set()
-    try:
-        root = psutil.Process(pid)
-        return {pid, *(child.pid for child in root.children(recursive=True))}
-    except psutil.Error:
-        return {pid}
+    return {pid, *(proc.pid for proc in _processes.process_tree(pid))}
 
 
 def _stop_all_clusters():
@@ -218,30 +222,6 @@ def _install_exit_hooks():
     _install_exit_hooks.done = True
 
 
-# --------------------------------------------------------------------------
-# Launchers: local, ssh, mpi, slurm
-# --------------------------------------------------------------------------
-
-#: The ways :func:`course_cluster` can start engines (``engines=``).
-LAUNCHERS = ("local", "ssh", "mpi", "slurm")
-
-#: Slurm time limit of the engines' job unless the config sets one: a
-#: forgotten job (and its bill) ends then.
-SLURM_TIMELIMIT = "01:00:00"
-
-_LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
-_FOLDER_PREFIX = "course-ipp-"
-_OWNER_FILE = "owner"
-
-
-class LauncherUnavailable(RuntimeError):
-    """This machine lacks what a launcher needs (``mpiexec``, ``mpi4py``, Slurm).
-
-    Not a mistake in the code that asked for it: a lesson's test raises it
-    when the machine cannot run the exercise, and grading reports it as such.
-    """
-
-
 def _check_config(config):
     """ipyparallel config traits: a Config or ``{"Section": {"trait": value}}``."""
     if config is None:
@@ -257,198 +237,6 @@ def _check_config(config):
     return Config(copy.deepcopy(dict(config)))
 
 
-def _run_tool(command, timeout=30):
-    """stdout of a short command line tool, or RuntimeError naming it and what it said."""
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise LauncherUnavailable(f"`{' '.join(command)}` failed: {error}") from error
-    if done.returncode != 0:
-        raise LauncherUnavailable(
-            f"`{' '.join(command)}` exited with {done.returncode}: {done.stderr.strip()[-500:]}"
-        )
-    return done.stdout
-
-
-def find_mpiexec():
-    """The ``mpiexec`` to use: the course environment's own (PyPI ``mpich``), else PATH's.
-
-    Returns
-    -------
-    str or None
-
-    Examples
-    --------
-    >>> path = find_mpiexec()
-    >>> path is None or path.endswith("mpiexec")
-    True
-    """
-    own = os.path.join(sys.prefix, "bin", "mpiexec")
-    if os.access(own, os.X_OK):
-        return own
-    return shutil.which("mpiexec")
-
-
-def _is_open_mpi(mpiexec):
-    with contextlib.suppress(RuntimeError):
-        text = _run_tool([mpiexec, "--version"], timeout=20)
-        return "Open MPI" in text or "OpenRTE" in text
-    return False
-
-
-def slurm_partition(partition=None):
-    """Name, total CPUs and node addresses of a Slurm partition (default: Slurm's default).
-
-    Parameters
-    ----------
-    partition : str, optional
-
-    Returns
-    -------
-    dict
-        ``{"name": str, "cpus": int, "addresses": list of str}``.
-
-    Raises
-    ------
-    RuntimeError
-        If ``sinfo`` is missing or cannot reach the controller.
-    ValueError
-        If the partition does not exist.
-    """
-    if shutil.which("sinfo") is None:
-        raise LauncherUnavailable("sinfo is not on PATH: is Slurm installed (slurm-client)?")
-    try:
-        names = _run_tool(["sinfo", "-h", "-o", "%P"]).split()
-    except LauncherUnavailable as error:
-        raise LauncherUnavailable(
-            f"Slurm is not reachable ({error}). On a cluster, run this on a login node; "
-            "with a Slurm of your own, set SLURM_CONF to its slurm.conf."
-        ) from error
-    default = next((name[:-1] for name in names if name.endswith("*")), None)
-    known = [name.rstrip("*") for name in names]
-    name = partition or default
-    if name not in known:
-        raise ValueError(
-            f"Slurm partition {name!r} does not exist: choose one of {known} with "
-            'config={"SlurmEngineSetLauncher": {"queue": ...}}.'
-        )
-    cpus, addresses = 0, []
-    for line in _run_tool(["sinfo", "-h", "-N", "-p", name, "-o", "%o %C"]).splitlines():
-        address, counts = line.split()
-        addresses.append(address)
-        cpus += int(counts.split("/")[-1])
-    return {"name": name, "cpus": cpus, "addresses": addresses}
-
-
-def _this_host():
-    return {socket.gethostname(), socket.getfqdn(), *_LOOPBACK_NAMES}
-
-
-def _host_of(target):
-    """Host part of an SSH target such as ``alice@node3:2222``."""
-    return target.rsplit("@", 1)[-1].split(":")[0]
-
-
-def _address_for_engines_on(hosts):
-    """127.0.0.1 when every engine host is this one, else this host's address towards them.
-
-    That is the address of the interface that routes to the first other host
-    (a UDP ``connect`` sends nothing), not ``gethostbyname(gethostname())``,
-    which is 127.0.1.1 on many Linux systems.
-    """
-    others = [host for host in hosts if host not in _this_host()]
-    if not others:
-        return "127.0.0.1"
-    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.connect((others[0], 9))
-        return probe.getsockname()[0]
-    return socket.gethostbyname(socket.gethostname())
-
-
-def _mpi_hosts(mpi_args):
-    """Hosts named by mpiexec's ``-hosts a,b`` or host file; empty when there is none."""
-    hosts = []
-    for flag, value in zip(mpi_args, mpi_args[1:], strict=False):
-        if flag in ("-host", "-hosts", "--host"):
-            hosts.extend(name.split(":")[0] for name in value.split(","))
-        elif flag in ("-f", "-hostfile", "--hostfile", "-machinefile", "--machinefile"):
-            with contextlib.suppress(OSError):
-                for line in Path(value).read_text().splitlines():
-                    words = line.split("#")[0].split()
-                    if words:
-                        hosts.append(words[0].split(":")[0])
-    return hosts
-
-
-def _launcher_settings(engines, n_engines, config):
-    """Check that ``engines`` can start ``n_engines`` here; its defaults as config.
-
-    Runs before anything starts. Returns ``(defaults, controller_ip)``.
-    """
-    defaults = Config()
-    if engines == "local":
-        return defaults, "127.0.0.1"
-    if engines == "ssh":
-        if shutil.which("ssh") is None:
-            raise LauncherUnavailable(
-                "engines='ssh' needs the `ssh` command: install OpenSSH's client."
-            )
-        hosts = config.get("SSHEngineSetLauncher", {}).get("engines")
-        if not hosts:
-            raise ValueError(
-                "engines='ssh' needs the hosts to start engines on: pass "
-                'config={"SSHEngineSetLauncher": {"engines": {"node1": 2, "node2": 2}}}.'
-            )
-        defaults.SSHEngineSetLauncher.remote_python = sys.executable
-        return defaults, _address_for_engines_on(_host_of(host) for host in hosts)
-    if engines == "mpi":
-        launcher = config.get("MPIEngineSetLauncher", {})
-        mpi_cmd = launcher.get("mpi_cmd") or [find_mpiexec() or "mpiexec"]
-        if shutil.which(mpi_cmd[0]) is None:
-            raise LauncherUnavailable(
-                f"engines='mpi' needs mpiexec, and {mpi_cmd[0]!r} is not on PATH: install the "
-                "course's `cluster` extra (pip install -e '.[cluster]': MPICH from PyPI), load "
-                "your cluster's MPI (`module load openmpi`), or set "
-                'config={"MPIEngineSetLauncher": {"mpi_cmd": ["/path/to/mpiexec"]}}.'
-            )
-        if importlib.util.find_spec("mpi4py") is None:
-            raise LauncherUnavailable(
-                "engines='mpi' needs mpi4py on the engines (ipyparallel's --mpi imports it): "
-                "pip install -e '.[cluster]' or pip install mpi4py."
-            )
-        defaults.MPIEngineSetLauncher.mpi_cmd = list(mpi_cmd)
-        mpi_args = list(launcher.get("mpi_args", []))
-        if _is_open_mpi(mpi_cmd[0]):
-            # Open MPI refuses root, and more ranks than cores, unless told.
-            if os.geteuid() == 0 and "--allow-run-as-root" not in mpi_args:
-                mpi_args.append("--allow-run-as-root")
-            if n_engines > default_n_engines() and "--oversubscribe" not in mpi_args:
-                mpi_args.append("--oversubscribe")
-        defaults.MPIEngineSetLauncher.mpi_args = mpi_args
-        hosts = _mpi_hosts(mpi_args)
-        return defaults, _address_for_engines_on(hosts)
-    # slurm
-    missing = [tool for tool in ("sbatch", "scancel", "squeue") if shutil.which(tool) is None]
-    if missing:
-        raise LauncherUnavailable(
-            f"engines='slurm' needs {', '.join(missing)} on PATH: run this on your cluster's "
-            "login node, or install Slurm's client (apt-get install slurm-client)."
-        )
-    launcher = config.get("SlurmEngineSetLauncher", {})
-    partition = slurm_partition(launcher.get("queue") or None)
-    if n_engines > partition["cpus"]:
-        raise ValueError(
-            f"n_engines == {n_engines}, but Slurm partition {partition['name']!r} has "
-            f"{partition['cpus']} CPUs in all, so the job would never start: ask for at most "
-            f"{partition['cpus']} engines, or choose a larger partition with "
-            'config={"SlurmEngineSetLauncher": {"queue": ...}}.'
-        )
-    defaults.SlurmEngineSetLauncher.timelimit = SLURM_TIMELIMIT
-    return defaults, _address_for_engines_on(partition["addresses"])
-
-
 def launcher_available(engines, n_engines=2, config=None):
     """Whether this machine can start ``n_engines`` engines with ``engines``, and why not.
 
@@ -457,7 +245,8 @@ def launcher_available(engines, n_engines=2, config=None):
 
     Parameters
     ----------
-    engines : {"local", "ssh", "mpi", "slurm"}
+    engines : str
+        A name of :data:`LAUNCHERS`.
     n_engines : int, default=2
     config : Config or dict, optional
         ipyparallel settings, as for :func:`course_cluster`.
@@ -472,65 +261,12 @@ def launcher_available(engines, n_engines=2, config=None):
     >>> launcher_available("local")
     (True, '')
     """
-    if engines not in LAUNCHERS:
-        raise ValueError(f"engines == {engines!r}, must be one of {LAUNCHERS}.")
+    launcher = get_launcher(engines)
     try:
-        _launcher_settings(engines, check_int(n_engines, "n_engines"), _check_config(config))
+        launcher.preflight(check_int(n_engines, "n_engines"), _check_config(config))
     except (LauncherUnavailable, ValueError) as error:
         return False, str(error)
     return True, ""
-
-
-def _owner_alive(folder):
-    """False when the process that made a cluster folder is gone (or its PID was reused)."""
-    try:
-        pid, created = (folder / _OWNER_FILE).read_text().split()
-        return abs(psutil.Process(int(pid)).create_time() - float(created)) < 1.0
-    except (OSError, ValueError):
-        return True  # not ours, or being written: leave it
-    except psutil.Error:
-        return False
-
-
-def remove_stale_folders(folder=None):
-    """Remove the cluster folders whose owner process is gone (as joblib does).
-
-    A kernel that dies without its exit hooks (killed, out of memory) leaves
-    its ``course-ipp-<pid>-*`` folder behind, connection files and key
-    included. Folders of live owners, and any folder without an owner mark,
-    are left alone.
-
-    Parameters
-    ----------
-    folder : path, optional
-        Where cluster folders are made. Default: the temporary folder.
-
-    Returns
-    -------
-    list of str
-        The folders removed.
-
-    Examples
-    --------
-    >>> isinstance(remove_stale_folders(), list)
-    True
-    """
-    root = Path(folder or tempfile.gettempdir())
-    removed = []
-    for path in root.glob(f"{_FOLDER_PREFIX}*"):
-        if path.is_dir() and not path.is_symlink() and not _owner_alive(path):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(str(path))
-    return removed
-
-
-def _make_folder():
-    """A fresh ``course-ipp-<pid>-*`` folder, marked with its owner."""
-    remove_stale_folders()
-    folder = Path(tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-"))
-    me = psutil.Process()
-    (folder / _OWNER_FILE).write_text(f"{me.pid} {me.create_time()!r}\n")
-    return str(folder)
 
 
 @dataclass(frozen=True)
@@ -580,14 +316,18 @@ class CourseCluster:
         The connected client while the cluster runs.
     cluster : ipyparallel.Cluster or None
         The ipyparallel cluster object while it runs.
+    progress : bool
+        Whether :meth:`start` says how it goes (one line, updated in place).
     """
 
-    def __init__(self, n_engines, timeout, log_level, engines="local", config=None):
+    def __init__(self, n_engines, timeout, log_level, engines="local", config=None, progress=True):
         self.n_engines = n_engines
         self.timeout = timeout
         self.log_level = log_level
         self.engines = engines
         self.config = config if config is not None else Config()
+        self.progress = progress
+        self._launcher = get_launcher(engines)
         self.client = None
         self.cluster = None
         self._profile_dir = None
@@ -600,29 +340,33 @@ class CourseCluster:
         return f"<CourseCluster {state}, {engines} engines {where}>"
 
     def _ipp_config(self):
-        defaults, controller_ip = _launcher_settings(self.engines, self.n_engines, self.config)
+        defaults, controller_ip = self._launcher.preflight(self.n_engines, self.config)
         config = Config()
         config.Cluster.controller_ip = controller_ip
-        if self.engines != "local":
-            config.Cluster.engine_launcher_class = self.engines
+        config.Cluster.engine_launcher_class = self._launcher.name
         # Schedulers as threads: 2 processes instead of 9, about 30 MiB less.
         # No task database: by default the controller keeps a copy of every
         # argument sent to an engine (up to 1 GB), far too much on Binder.
         config.Cluster.controller_args = [
             f"--HeartMonitor.period={HEARTBEAT_MS}",
+            f"--HeartMonitor.max_heartmonitor_misses={HEARTBEAT_MISSES}",
             "--usethreads",
             "--nodb",
         ]
-        # Local engines start at once and read the connection file when the
-        # controller has written it. Other hosts may not share this folder:
-        # they get the connection in their environment.
-        config.Cluster.send_engines_connection_env = self.engines != "local"
+        # Engines on this host start with the controller and read the
+        # connection file once it is written. Other hosts may not share this
+        # folder: they get the connection in their environment.
+        config.Cluster.send_engines_connection_env = not self._launcher.engines_on_this_host
         config.Cluster.delay = 0.0
+        config.LocalEngineSetLauncher.delay = 0.0  # not 0.1 s between two engines
         config.Cluster.engine_timeout = int(max(1, self.timeout))
         config.ControllerLauncher.connection_info_timeout = float(self.timeout)
         # No nanny process per engine: 33 MiB less each, and a faster start.
         # A dead engine is then noticed by the heartbeat (a few seconds).
-        config.EngineLauncher.engine_args = ["--IPEngine.enable_nanny=False"]
+        config.EngineLauncher.engine_args = [
+            "--IPEngine.enable_nanny=False",
+            f"--IPEngine.wait_for_url_file={float(self.timeout)}",
+        ]
         # The Slurm launcher writes its script in the current folder unless told.
         config.SlurmEngineSetLauncher.batch_file_name = os.path.join(
             self._profile_dir, "slurm_engine.sbatch"
@@ -653,7 +397,7 @@ class CourseCluster:
         _install_exit_hooks()
         self._stop_earlier()
         deadline = time.monotonic() + self.timeout
-        self._profile_dir = _make_folder()
+        self._profile_dir = make_folder()
         try:
             config = self._ipp_config()
         except BaseException:
@@ -668,13 +412,20 @@ class CourseCluster:
         self._from_start = True
         with _registry_lock:
             _running_clusters.append(self)
+        report = _StartReport(self, enabled=self.progress)
         step = "starting the controller"
         try:
             self.cluster.start_controller_sync()
+            starting = f"starting {self.n_engines} engines with the {self.engines} launcher"
+            if self._launcher.engines_on_this_host:
+                # They wait for the connection file: start them with the controller.
+                step = starting
+                self._start_engines(report)
             step = "the controller writing its connection files"
-            _wait_for(self._connection_files_written, deadline, self.timeout, step)
-            step = f"starting {self.n_engines} engines with the {self.engines} launcher"
-            self.cluster.start_engines_sync(self.n_engines)
+            _wait_for(self._connection_files_written, deadline, self.timeout, step, report)
+            if not self._launcher.engines_on_this_host:
+                step = starting
+                self._start_engines(report)
             step = "the client's connection to the hub (controller)"
             remaining = max(1.0, deadline - time.monotonic())
             self.client = self.cluster.connect_client_sync(timeout=remaining)
@@ -684,8 +435,10 @@ class CourseCluster:
                 self.n_engines,
                 max(0.0, deadline - time.monotonic()),
                 engine_sets=self.cluster.engines.values(),
+                report=report,
             )
         except BaseException as error:
+            report.close()
             self.stop()
             if isinstance(error, TimeoutError):
                 raise TimeoutError(
@@ -694,7 +447,12 @@ class CourseCluster:
                     "or fewer engines."
                 ) from error
             raise
+        report.done(len(self.client.ids))
         return self.client
+
+    def _start_engines(self, report):
+        report.update(0)
+        self.cluster.start_engines_sync(self.n_engines)
 
     def _connection_files_written(self):
         controller = self.cluster.controller
@@ -726,14 +484,14 @@ class CourseCluster:
         if self.cluster is not None:
             processes = cluster_processes(self.cluster)
             jobs = tuple(
-                str(engine_set.job_id)
+                job
                 for engine_set in self.cluster.engines.values()
-                if getattr(engine_set, "job_id", "")
+                for job in self._launcher.jobs(engine_set)
             )
             n_engines = len(self.client.ids) if self.client is not None else 0
             left = stop_cluster(self.cluster, self.client, grace=grace)
             if jobs:
-                _wait_for_jobs_gone(jobs, timeout=max(grace, 30.0))
+                self._launcher.wait_jobs_gone(jobs, timeout=max(grace, 30.0))
             stopped = Stopped(
                 self.engines,
                 n_engines,
@@ -759,32 +517,77 @@ class CourseCluster:
         self.stop()
 
 
-#: Kept for code written before launchers existed.
-LocalCluster = CourseCluster
-
-
-def _wait_for_jobs_gone(jobs, timeout):
-    """Wait until ``squeue`` lists none of ``jobs`` (cancelled jobs stay 'completing')."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            listed = _run_tool(["squeue", "-h", "-o", "%i", "-j", ",".join(jobs)]).split()
-        except RuntimeError:
-            return  # squeue refuses ids it no longer knows: they are gone
-        if not set(listed) & set(jobs):
-            return
-        time.sleep(0.2)
-
-
-def _wait_for(ready, deadline, timeout, step):
+def _wait_for(ready, deadline, timeout, step, report=None):
     while not ready():
         if time.monotonic() > deadline:
             raise TimeoutError(f"{step} took more than {timeout:g} s")
+        if report is not None:
+            report.update(0)
         time.sleep(0.05)
 
 
+class _StartReport:
+    """One line on standard output, updated in place while a cluster starts.
+
+    ``Starting 2 local engines: 1 of 2 answering, 1.4 s``, rewritten (``\\r``)
+    at most every half second and whenever the count changes, then
+    ``2 of 2 engines answering after 2.1 s (local cluster on 127.0.0.1)``.
+    A notebook shows it as one line that changes; ``enabled=False`` says nothing.
+    """
+
+    def __init__(self, cluster, enabled=True):
+        self.cluster, self.enabled = cluster, enabled
+        self.start = time.monotonic()
+        self.last = (None, -1.0)  # count and time last printed
+        self.open = False
+
+    def _write(self, text, end=""):
+        stream = sys.stdout
+        stream.write(f"\r{text}{end}")
+        stream.flush()
+        self.open = not end
+
+    def update(self, n_answering):
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        count, printed = self.last
+        if n_answering == count and now - printed < 0.5:
+            return
+        self.last = (n_answering, now)
+        cluster = self.cluster
+        self._write(
+            f"Starting {cluster.n_engines} {cluster.engines} engines: {n_answering} of "
+            f"{cluster.n_engines} answering, {now - self.start:.1f} s"
+        )
+
+    def done(self, n_answering):
+        if not self.enabled:
+            return
+        cluster = self.cluster
+        where = "on 127.0.0.1" if cluster.engines == "local" else f"by {cluster.engines}"
+        self._write(
+            f"{n_answering} of {cluster.n_engines} engines answering after "
+            f"{time.monotonic() - self.start:.1f} s ({cluster.engines} cluster {where})",
+            end="\n",
+        )
+
+    def close(self):
+        """End a line left open (the start failed), so that the error starts on its own."""
+        if self.enabled and self.open:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+            self.open = False
+
+
 def course_cluster(
-    n_engines=None, *, engines="local", config=None, timeout=60, log_level=logging.ERROR
+    n_engines=None,
+    *,
+    engines="local",
+    config=None,
+    timeout=60,
+    log_level=logging.ERROR,
+    progress=True,
 ):
     """A controller on this host and engines started locally, over SSH, by MPI or by Slurm.
 
@@ -799,8 +602,9 @@ def course_cluster(
     ----------
     n_engines : int, optional
         Number of engines. Default: :func:`default_n_engines`.
-    engines : {"local", "ssh", "mpi", "slurm"}, default="local"
-        The launcher (ipyparallel's ``engines=``).
+    engines : str, default="local"
+        The launcher: a name of :data:`LAUNCHERS` (``"local"``, ``"ssh"``,
+        ``"mpi"``, ``"slurm"``), ipyparallel's own ``engines=`` names.
     config : traitlets.config.Config or dict, optional
         ipyparallel settings, e.g. ``{"SlurmEngineSetLauncher": {"queue":
         "debug", "timelimit": "30"}}`` or ``{"MPIEngineSetLauncher":
@@ -810,6 +614,9 @@ def course_cluster(
         Seconds for the whole start: controller, engines (a Slurm job waits
         in the queue), hub connection and registration.
     log_level : int, default=logging.ERROR
+    progress : bool, default=True
+        While it starts, say how it goes on one line: engines answering,
+        n of N, and the seconds. False says nothing (tests, scripts).
 
     Returns
     -------
@@ -838,16 +645,19 @@ def course_cluster(
     ...
     ValueError: engines == 'pbs', must be one of ('local', 'ssh', 'mpi', 'slurm').
     """
-    if engines not in LAUNCHERS:
-        raise ValueError(f"engines == {engines!r}, must be one of {LAUNCHERS}.")
+    launcher = get_launcher(engines)
     n_engines = default_n_engines() if n_engines is None else check_int(n_engines, "n_engines")
-    timeout = _check_timeout(timeout)
+    timeout = check_seconds(timeout, "timeout")
     config = _check_config(config)
-    _launcher_settings(engines, n_engines, config)  # refuse now, before anything starts
-    return CourseCluster(n_engines, timeout, log_level, engines=engines, config=config)
+    if progress not in (True, False):
+        raise TypeError(f"progress must be True or False, but got {progress!r}.")
+    launcher.preflight(n_engines, config)  # refuse now, before anything starts
+    return CourseCluster(
+        n_engines, timeout, log_level, engines=engines, config=config, progress=progress
+    )
 
 
-def local_cluster(n_engines=None, *, timeout=60, log_level=logging.ERROR):
+def local_cluster(n_engines=None, *, timeout=60, log_level=logging.ERROR, progress=True):
     """A local cluster: a controller and engines on 127.0.0.1, always stopped.
 
     Parameters
@@ -860,6 +670,10 @@ def local_cluster(n_engines=None, *, timeout=60, log_level=logging.ERROR):
         registered).
     log_level : int, default=logging.ERROR
         Log level of the cluster, so that engine log lines stay out of cells.
+    progress : bool, default=True
+        While :meth:`~CourseCluster.start` waits, print one line updated in
+        place: engines answering, n of N, and the seconds taken. False
+        prints nothing.
 
     Returns
     -------
@@ -893,14 +707,18 @@ def local_cluster(n_engines=None, *, timeout=60, log_level=logging.ERROR):
     >>> cluster.stop()
     nothing was running
     """
-    return course_cluster(n_engines, engines="local", timeout=timeout, log_level=log_level)
+    return course_cluster(
+        n_engines, engines="local", timeout=timeout, log_level=log_level, progress=progress
+    )
 
 
-def _wait_for_engines(client, n_engines, timeout, known=(), engine_sets=()):
+def _wait_for_engines(client, n_engines, timeout, known=(), engine_sets=(), report=None):
     """Wait until ``n_engines`` engines not in ``known`` are registered."""
     deadline = time.monotonic() + timeout
     known = set(known)
     while len(set(client.ids) - known) < n_engines:
+        if report is not None:
+            report.update(len(set(client.ids) - known))
         stopped = [s for s in engine_sets if getattr(s, "state", "") == "after"]
         if stopped:
             output = stopped[0].get_output(remove=False)[-1500:]
@@ -937,7 +755,7 @@ def add_engines(client, n_engines=1, *, timeout=60):
         The ids of the new engines.
     """
     n_engines = check_int(n_engines, "n_engines")
-    timeout = _check_timeout(timeout)
+    timeout = check_seconds(timeout, "timeout")
     cluster = getattr(client, "cluster", None)
     if not isinstance(cluster, ipyparallel.Cluster):
         raise ValueError(
@@ -950,53 +768,3 @@ def add_engines(client, n_engines=1, *, timeout=60):
         client, n_engines, timeout, known=before, engine_sets=[cluster.engines[engine_set]]
     )
     return sorted(set(client.ids) - before)
-
-
-def _hostname_and_pid():
-    return socket.gethostname(), os.getpid()
-
-
-def engine_hosts(client):
-    """Host name of every engine.
-
-    Parameters
-    ----------
-    client : ipyparallel.Client
-
-    Returns
-    -------
-    dict
-        ``{engine_id: hostname}``.
-    """
-    view = client[:]
-    replies = view.apply_async(_hostname_and_pid).get_dict()
-    return {engine_id: host for engine_id, (host, _) in replies.items()}
-
-
-def one_engine_per_host(client):
-    """A DirectView with exactly one engine on every host.
-
-    Use it for work that must happen once per machine: copying data to a
-    local disk, warming the page cache, measuring free memory.
-
-    Parameters
-    ----------
-    client : ipyparallel.Client
-
-    Returns
-    -------
-    ipyparallel.DirectView
-        Blocking view on the lowest engine id of each host.
-    """
-    chosen = {}
-    for engine_id, host in sorted(engine_hosts(client).items()):
-        chosen.setdefault(host, engine_id)
-    view = client[sorted(chosen.values())]
-    view.block = True
-    return view
-
-
-def engine_pids(client):
-    """Process id of every engine: ``{engine_id: pid}``."""
-    replies = client[:].apply_async(_hostname_and_pid).get_dict()
-    return {engine_id: pid for engine_id, (_, pid) in replies.items()}

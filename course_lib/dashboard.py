@@ -47,7 +47,7 @@ import ipyparallel
 import psutil
 
 from course_lib import _dashboard_svg
-from course_lib.memory import MB, process_memory
+from course_lib.memory import MIB, process_memory
 
 __all__ = ["ClusterDashboard", "watch"]
 
@@ -106,7 +106,7 @@ def _timestamp(value):
 
 def _host_free_mb():
     vm = psutil.virtual_memory()
-    return vm.available / MB, vm.total / MB
+    return vm.available / MIB, vm.total / MIB
 
 
 class ClusterDashboard:

@@ -18,7 +18,6 @@ such as persisted CV splits) is *available*: the kernel can drop it.
 
 from __future__ import annotations
 
-import numbers
 import os
 import socket
 import threading
@@ -27,20 +26,17 @@ import time
 import ipyparallel
 import psutil
 
-from course_lib.cluster import one_engine_per_host
+from course_lib import _processes
+from course_lib._engines import one_engine_per_host
+from course_lib._validation import check_int, check_seconds
 
-__all__ = ["MemoryMonitor", "engine_memory", "host_memory", "process_memory"]
+__all__ = ["MemoryMonitor", "engine_memory", "host_memory", "process_memory", "tree_memory"]
 
-#: Bytes in one MiB: every ``_mb`` figure of this module is in MiB.
-MB = 2**20
+#: Bytes in one MiB (2**20): every ``_mb`` figure of this module is in MiB.
+MIB = 2**20
 
-
-def _check_pid(pid):
-    if isinstance(pid, bool) or not isinstance(pid, numbers.Integral):
-        raise TypeError(f"pid must be an int or None, but got {pid!r}.")
-    if pid <= 0:
-        raise ValueError(f"pid == {pid}, must be > 0.")
-    return int(pid)
+#: The per-process figures a :class:`MemoryMonitor` can sample.
+MEASURES = ("uss", "pss")
 
 
 def _full_info(proc):
@@ -87,14 +83,57 @@ def process_memory(pid=None):
     info = _full_info(proc)
     pss = getattr(info, "pss", None)
     return {
-        "rss_mb": info.rss / MB,
-        "uss_mb": info.uss / MB,
-        "pss_mb": None if pss is None else pss / MB,
+        "rss_mb": info.rss / MIB,
+        "uss_mb": info.uss / MIB,
+        "pss_mb": None if pss is None else pss / MIB,
     }
 
 
+def tree_memory(processes, measure="pss"):
+    """Summed USS or PSS of processes and all their descendants, each counted once, in MiB.
+
+    PSS splits each shared page between the processes that map it: summed
+    over a session (JupyterLab, a kernel, its controller and engines) it is
+    the figure a cgroup limit such as mybinder.org's sees. A process that
+    ends while it is read is left out.
+
+    Parameters
+    ----------
+    processes : iterable of int or psutil.Process
+        The roots: each counts with every descendant.
+    measure : {"uss", "pss"}, default="pss"
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> tree_memory([os.getpid()]) > 0
+    True
+    """
+    measure = _check_measure(measure)
+    seen, total = set(), 0
+    for root in processes:
+        for proc in _processes.process_tree(root):
+            if proc.pid in seen:
+                continue
+            seen.add(proc.pid)
+            try:
+                total += getattr(proc.memory_full_info(), measure, 0) or 0
+            except psutil.Error:
+                continue
+    return total / MIB
+
+
+def _check_measure(measure):
+    if measure not in MEASURES:
+        raise ValueError(f"measure == {measure!r}, must be one of {', '.join(MEASURES)}.")
+    return measure
+
+
 def _pid_or_error(pid):
-    pid = _check_pid(pid)
+    pid = check_int(pid, "pid", minimum=1)
     if not psutil.pid_exists(pid):
         raise ValueError(f"There is no process with pid {pid}.")
     return pid
@@ -152,15 +191,15 @@ def _host_report():
     """Run on an engine: the memory of its host."""
     vm = psutil.virtual_memory()
     return socket.gethostname(), {
-        "total_mb": vm.total / MB,
-        "available_mb": vm.available / MB,
-        "used_mb": (vm.total - vm.available) / MB,
+        "total_mb": vm.total / MIB,
+        "available_mb": vm.available / MIB,
+        "used_mb": (vm.total - vm.available) / MIB,
     }
 
 
 def _local_host_memory_mb():
     vm = psutil.virtual_memory()
-    return (vm.total - vm.available) / MB
+    return (vm.total - vm.available) / MIB
 
 
 def host_memory(client):
@@ -197,12 +236,14 @@ def host_memory(client):
     return dict(sorted(view.apply_async(_host_report).get()))
 
 
-def _check_interval(interval):
-    if isinstance(interval, bool) or not isinstance(interval, numbers.Real):
-        raise TypeError(f"interval must be a number of seconds, but got {interval!r}.")
-    if not interval > 0:
-        raise ValueError(f"interval == {interval!r}, must be > 0 seconds.")
-    return float(interval)
+def _check_processes(processes):
+    if processes is None or callable(processes):
+        return
+    if isinstance(processes, (str, bytes)) or not hasattr(processes, "__iter__"):
+        raise TypeError(
+            f"processes must be PIDs or psutil.Process objects (or a callable that "
+            f"returns them), but got {processes!r}."
+        )
 
 
 def _check_sample_by_pid(sample_by_pid):
@@ -214,8 +255,10 @@ class MemoryMonitor:
     """Sample memory in a background thread while a block runs.
 
     On entry it takes a baseline; every ``interval`` seconds it records the
-    used memory of this host and, when given a client, the USS of every
-    engine; on exit (also when the block raises) it stops its thread.
+    used memory of this host, when given a client the USS (or PSS) of every
+    engine, and when given ``processes`` the summed USS (or PSS) of their
+    whole process trees; on exit (also when the block raises) it stops its
+    thread.
 
     Engines on this host are sampled from here, by PID, with psutil: an
     engine busy computing cannot answer a query, but its memory can still be
@@ -231,18 +274,33 @@ class MemoryMonitor:
     sample_by_pid : bool, optional
         Default: engines on this host by PID, the others by asking them.
         False asks every engine, True requires every engine on this host.
+    measure : {"uss", "pss"}, default="uss"
+        The figure per process. USS: what the process alone holds (a
+        mapped file shared by every engine counts in none). PSS: shared
+        pages split between their sharers, so that a sum over processes is
+        the fair total (the mapped file counts once, over all of them).
+    processes : iterable of int or psutil.Process, or a callable, optional
+        Also sample the summed ``measure`` of these processes and all their
+        descendants (:func:`tree_memory`), e.g. ``[psutil.Process()]`` for
+        this kernel with its controller and engines. A callable is asked
+        for the roots at every sample (a kernel that starts later).
 
     Attributes
     ----------
     samples : list of dict
         One per sample: ``{"time_s": seconds since entry, "host_mb": used
-        memory of this host, "engines_mb": {engine_id: USS}}`` (MiB). An
-        engine asked but not yet answering is missing from ``engines_mb``.
+        memory of this host, "engines_mb": {engine_id: USS or PSS}}``, and
+        ``"processes_mb"`` with ``processes`` (all in MiB). An engine asked
+        but not yet answering is missing from ``engines_mb``.
     baseline_mb : dict
-        ``{"host": MiB, "engines": {engine_id: MiB}}``, taken on entry.
+        ``{"host": MiB, "engines": {engine_id: MiB}}`` (and ``"processes"``),
+        taken on entry.
     peak_growth_mb : dict
-        ``{"host": MiB, "engines": {engine_id: MiB}}``: the largest growth
-        over the baseline seen in any sample (0 when memory never grew).
+        ``{"host": MiB, "engines": {engine_id: MiB}}`` (and
+        ``"processes"``): the largest growth over the baseline seen in any
+        sample (0 when memory never grew).
+    peak_mb : dict
+        The same keys: the largest figure seen, not its growth.
     host : str
         The host whose memory is sampled: this one.
 
@@ -259,15 +317,21 @@ class MemoryMonitor:
     >>> ax = monitor.plot()  # doctest: +SKIP
     """
 
-    def __init__(self, client=None, interval=0.1, *, sample_by_pid=None):
+    def __init__(
+        self, client=None, interval=0.1, *, sample_by_pid=None, measure="uss", processes=None
+    ):
         # Checked here, at the door, and again on entry (attributes can change).
         if client is not None:
             _as_direct_view(client, name="client")
-        _check_interval(interval)
+        check_seconds(interval, "interval")
         _check_sample_by_pid(sample_by_pid)
+        _check_measure(measure)
+        _check_processes(processes)
         self.client = client
         self.interval = interval
         self.sample_by_pid = sample_by_pid
+        self.measure = measure
+        self.processes = processes
         self.host = socket.gethostname()
         self.samples = []
         self.baseline_mb = {"host": None, "engines": {}}
@@ -276,7 +340,7 @@ class MemoryMonitor:
         self._error = None
 
     def __enter__(self):
-        self.interval = _check_interval(self.interval)
+        self.interval = check_seconds(self.interval, "interval")
         _check_sample_by_pid(self.sample_by_pid)
         if self._thread is not None:
             raise RuntimeError("This MemoryMonitor has already been used: create a new one.")
@@ -290,6 +354,8 @@ class MemoryMonitor:
         first = self.samples[0]
         first["engines_mb"].update(self._entry_uss)
         self.baseline_mb = {"host": first["host_mb"], "engines": dict(first["engines_mb"])}
+        if "processes_mb" in first:
+            self.baseline_mb["processes"] = first["processes_mb"]
         self._thread = threading.Thread(
             target=self._run, name=f"MemoryMonitor-{id(self):x}", daemon=True
         )
@@ -310,7 +376,7 @@ class MemoryMonitor:
                 self._local[engine_id] = psutil.Process(report["pid"])
             else:
                 self._remote.append(engine_id)
-                self._entry_uss[engine_id] = report["uss_mb"]
+                self._entry_uss[engine_id] = report[f"{self.measure}_mb"]
         self._view_client = view.client
 
     def __exit__(self, exc_type, exc, tb):
@@ -335,15 +401,17 @@ class MemoryMonitor:
         engines = {}
         for engine_id, proc in self._local.items():
             try:
-                engines[engine_id] = proc.memory_full_info().uss / MB
+                engines[engine_id] = getattr(proc.memory_full_info(), self.measure) / MIB
             except psutil.NoSuchProcess:
                 continue  # the engine died: its line stops
         engines.update(self._collect_remote(wait))
         if ask:
             self._ask_remote()
-        self.samples.append(
-            {"time_s": now, "host_mb": _local_host_memory_mb(), "engines_mb": engines}
-        )
+        sample = {"time_s": now, "host_mb": _local_host_memory_mb(), "engines_mb": engines}
+        if self.processes is not None:
+            roots = self.processes() if callable(self.processes) else self.processes
+            sample["processes_mb"] = tree_memory(roots, self.measure)
+        self.samples.append(sample)
 
     def _ask_remote(self):
         for engine_id in self._remote:
@@ -359,25 +427,38 @@ class MemoryMonitor:
             if result.ready():
                 del self._pending[engine_id]
                 if result.successful():
-                    answers[engine_id] = result.get()["uss_mb"]
+                    answers[engine_id] = result.get()[f"{self.measure}_mb"]
         return answers
 
     @property
-    def peak_growth_mb(self):
-        """Largest growth over the baseline: ``{"host": MiB, "engines": {id: MiB}}``."""
-        host = max((s["host_mb"] for s in self.samples), default=None)
+    def peak_mb(self):
+        """Largest figure of any sample: ``{"host": MiB, "engines": {id: MiB}}`` (and processes)."""
         engines = {}
         for sample in self.samples:
-            for engine_id, uss in sample["engines_mb"].items():
-                engines[engine_id] = max(engines.get(engine_id, uss), uss)
-        base = self.baseline_mb
-        return {
-            "host": 0.0 if host is None else max(0.0, host - base["host"]),
-            "engines": {
-                engine_id: max(0.0, peak - base["engines"].get(engine_id, peak))
-                for engine_id, peak in sorted(engines.items())
-            },
+            for engine_id, value in sample["engines_mb"].items():
+                engines[engine_id] = max(engines.get(engine_id, value), value)
+        peaks = {
+            "host": max((s["host_mb"] for s in self.samples), default=None),
+            "engines": dict(sorted(engines.items())),
         }
+        if self.processes is not None:
+            peaks["processes"] = max((s["processes_mb"] for s in self.samples), default=None)
+        return peaks
+
+    @property
+    def peak_growth_mb(self):
+        """Largest growth over the baseline: ``{"host": MiB, "engines": {id: MiB}}``, processes."""
+        peaks, base = self.peak_mb, self.baseline_mb
+        growth = {
+            name: 0.0 if peaks[name] is None else max(0.0, peaks[name] - base[name])
+            for name in peaks
+            if name != "engines"
+        }
+        growth["engines"] = {
+            engine_id: max(0.0, peak - base["engines"].get(engine_id, peak))
+            for engine_id, peak in peaks["engines"].items()
+        }
+        return {"host": growth.pop("host"), "engines": growth.pop("engines"), **growth}
 
     def plot(self, ax=None):
         """Memory growth over the baseline against time, one line per engine and the host.
@@ -399,13 +480,12 @@ class MemoryMonitor:
             _, ax = plt.subplots(figsize=(7, 4))
         base = self.baseline_mb
         times = [s["time_s"] for s in self.samples]
-        ax.plot(
-            times,
-            [s["host_mb"] - base["host"] for s in self.samples],
-            label=f"host {self.host} (used)",
-            linewidth=2,
-            color="black",
-        )
+        totals = [("host", f"host {self.host} (used)", "black")]
+        if self.processes is not None:
+            totals.append(("processes", f"processes (summed {self.measure.upper()})", "grey"))
+        for name, label, color in totals:
+            growth = [s[f"{name}_mb"] - base[name] for s in self.samples]
+            ax.plot(times, growth, label=label, linewidth=2, color=color)
         engine_ids = sorted({e for s in self.samples for e in s["engines_mb"]})
         for engine_id in engine_ids:
             kept = [s for s in self.samples if engine_id in s["engines_mb"]]
@@ -413,7 +493,7 @@ class MemoryMonitor:
             ax.plot(
                 [s["time_s"] for s in kept],
                 growth,
-                label=f"engine {engine_id} (USS)",
+                label=f"engine {engine_id} ({self.measure.upper()})",
                 marker=".",
             )
         ax.set_xlabel("time since entry (s)")

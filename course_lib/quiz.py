@@ -305,12 +305,27 @@ def check(answer, *keys, hint=None, explanation=None, label=None):
         The verdict is printed, not returned (a notebook would show a bare
         ``True`` or ``False`` for the last check of a cell only).
 
+    Raises
+    ------
+    TypeError
+        If ``answer`` is of a type no answer can have (a dict, a function,
+        bytes...), naming it: that is a slip in the code, not a wrong answer.
+        ``...`` and None (not answered yet) print what to do instead.
+
     Examples
     --------
     >>> check("Gamma", key("matters", "gamma"), label="Question 2")
     Question 2: Correct!
     """
     answer_keys, entry = _resolve(keys)
+    if answer is not Ellipsis and answer is not None:
+        try:
+            normalize(answer)
+        except TypeError:
+            raise TypeError(
+                f"answer must be a string, a number, or a list/set of them, but got "
+                f"{_describe(answer)}: assign your answer itself, e.g. answer = 3."
+            ) from None
     hint = entry.get("hint") if hint is None else hint
     explanation = entry.get("explanation") if explanation is None else explanation
     label = entry.get("label") if label is None else label
@@ -330,14 +345,6 @@ def check(answer, *keys, hint=None, explanation=None, label=None):
 def _verdict(answer, keys, hint, explanation):
     if answer is Ellipsis or answer is None:
         return "Replace ... with your answer, then run this cell again."
-    try:
-        normalize(answer)
-    except TypeError:
-        kind = "function" if callable(answer) else type(answer).__name__
-        return (
-            f"Not quite: write your answer as a string, a number or a list/set of them, "
-            f"not a {kind}."
-        )
     if _matches(answer, keys):
         why = ""
         if explanation is not None:

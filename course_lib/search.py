@@ -1,4 +1,4 @@
-"""Model search on a cluster: grid, random and successive halving.
+"""Model search on a cluster: grid, random, successive halving, patient random search.
 
 The recipe of the source lesson, grown up. Persist the cross-validation
 splits once (:func:`course_lib.splits.persist_cv_splits`), then send one small
@@ -15,6 +15,12 @@ progress bar.
 
 Strategies
 ----------
+Every name of :data:`STRATEGIES`: one class each, registered in
+:mod:`course_lib._search_strategy` (``launch_search(strategy=...)`` also takes
+a strategy object). :class:`SearchRun` schedules the rounds a strategy asks
+for; what the results say (ranking, ``cv_results_``, report, plots) is
+:mod:`course_lib._search_results`.
+
 ``"grid"``
     Every combination of the parameter lists, in
     :class:`~sklearn.model_selection.ParameterGrid` order.
@@ -27,6 +33,10 @@ Strategies
     (training samples, or an estimator parameter such as ``n_estimators``),
     then the best ``1/factor`` of them with ``factor`` times more, until the
     last round, which uses the full resource.
+``"patient"``
+    A budget of ``n_iter`` random draws, evaluated ``batch_size`` at a time,
+    that stops once ``patience`` rounds in a row have not raised the best
+    score (``strategy_params={"batch_size": 4, "patience": 2}``).
 
 Engines die, kernels crash: a task whose engine died is sent again (up to
 ``retries`` times), a task whose fit raised is reported in ``run.errors``
@@ -46,31 +56,40 @@ import time
 
 import ipyparallel
 import numpy as np
-from scipy.stats import rankdata
 from sklearn.base import clone
 from sklearn.metrics import check_scoring
 
-from course_lib._search_plan import (
+from course_lib import _search_results
+from course_lib._search_journal import (
     JOURNAL_FORMAT,
     JOURNAL_VERSION,
-    STRATEGIES,
-    _check_estimator,
     _check_journal_path,
+    _fingerprint,
+    _Journal,
+    _task_key,
+)
+from course_lib._search_plan import (
+    _check_estimator,
     _check_params_exist,
     _check_scoring,
     _check_split_paths,
-    _check_strategy,
     _check_view,
-    _fingerprint,
-    _Journal,
-    _plan_rounds,
-    _task_key,
-    make_candidates,
 )
-from course_lib._validation import check_int
+from course_lib._search_strategy import REGISTRY, SearchStrategy, make_strategy
+from course_lib._validation import check_int, check_seconds
 from course_lib.splits import load_cv_split
 
-__all__ = ["STRATEGIES", "SearchRun", "evaluate", "launch_search", "make_candidates"]
+#: The names ``launch_search(strategy=...)`` accepts: every registered strategy.
+STRATEGIES = tuple(REGISTRY)
+
+__all__ = [
+    "STRATEGIES",
+    "SearchRun",
+    "SearchStrategy",
+    "evaluate",
+    "launch_search",
+    "make_candidates",
+]
 
 #: Seed of the fixed permutation whose first rows form a training subsample
 #: in halving rounds over ``"n_samples"``: a smaller subsample is a prefix of
@@ -168,6 +187,68 @@ def evaluate(
     return result
 
 
+def make_candidates(param_space, strategy="grid", *, n_iter=None, random_state=None):
+    """The parameter sets a search evaluates, in the order it submits them.
+
+    A plain list: deterministic (keys sorted, as in scikit-learn), with a
+    length and an index, so that a task is named by a candidate index and a
+    split index, and a journal can tell which pairs are done.
+
+    Parameters
+    ----------
+    param_space : dict or list of dicts
+        Parameter names mapped to lists of values; for ``"random"`` (and
+        ``"halving"`` with ``n_iter``) also to ``scipy.stats`` distributions.
+    strategy : str, default="grid"
+        A name of :data:`STRATEGIES`.
+    n_iter : int, optional
+        Number of parameter sets to draw: required by ``"random"``; with
+        ``"halving"``, draw that many instead of taking the whole grid.
+    random_state : int, numpy.random.RandomState or None
+        Seeds the draw. Give an int to get the same list in every session.
+
+    Returns
+    -------
+    list of dict
+
+    Raises
+    ------
+    TypeError, ValueError
+        An empty space, a value list that is empty or not a list, a bad
+        strategy or ``n_iter``.
+
+    Examples
+    --------
+    >>> make_candidates({"gamma": [0.01, 0.1], "C": [1, 10]})  # doctest: +NORMALIZE_WHITESPACE
+    [{'C': 1, 'gamma': 0.01}, {'C': 1, 'gamma': 0.1},
+     {'C': 10, 'gamma': 0.01}, {'C': 10, 'gamma': 0.1}]
+    >>> make_candidates({"C": [1, 10, 100]}, "random", n_iter=2, random_state=0)
+    [{'C': 100}, {'C': 10}]
+    """
+    return make_strategy(strategy, n_iter=n_iter).candidates(param_space, random_state)
+
+
+def _is_name(key):
+    return isinstance(key, str) and key.isidentifier()
+
+
+def _merge_strategy_params(options, strategy_params):
+    """The keyword settings and ``strategy_params`` as one dict; a setting twice is refused."""
+    if strategy_params is None:
+        return options
+    if not isinstance(strategy_params, dict) or not all(map(_is_name, strategy_params)):
+        raise TypeError(
+            f"strategy_params must be a dict of setting names to values, e.g. "
+            f"{{'patience': 2}}, but got {strategy_params!r}."
+        )
+    twice = sorted(name for name in strategy_params if options.get(name) is not None)
+    if twice:
+        raise TypeError(
+            f"{', '.join(twice)} given both as an argument and in strategy_params: give it once."
+        )
+    return {**options, **strategy_params}
+
+
 # --------------------------------------------------------------------------
 # Launching and following a search
 # --------------------------------------------------------------------------
@@ -185,11 +266,12 @@ def launch_search(
     random_state=None,
     retries=1,
     journal=None,
-    factor=3,
-    resource="n_samples",
+    factor=None,
+    resource=None,
     min_resource=None,
     max_resource=None,
     return_train_score=False,
+    strategy_params=None,
 ):
     """Send one task per (parameter set, split) to the cluster; do not wait.
 
@@ -209,7 +291,9 @@ def launch_search(
     split_paths : list of paths
         From :func:`course_lib.splits.persist_cv_splits`, readable by every
         engine at the same place.
-    strategy : {"grid", "random", "halving"}, default="grid"
+    strategy : str or SearchStrategy, default="grid"
+        A name of :data:`STRATEGIES` (``"grid"``, ``"random"``,
+        ``"halving"``, ...), or a strategy object.
     n_iter : int, optional
         Number of parameter sets to draw (``"random"``; ``"halving"`` over a
         random draw instead of the grid).
@@ -223,13 +307,13 @@ def launch_search(
     journal : str or path, optional
         Append every result to this file as it arrives. Launching the same
         search with the same journal again reruns only the missing tasks.
-    factor : float, default=3
-        Halving: keep the best ``1/factor`` of the candidates after each round,
+    factor : float, optional
+        Halving (default 3): keep the best ``1/factor`` of the candidates after each round,
         and give them ``factor`` times more resource.
-    resource : str, default="n_samples"
-        Halving: what grows from round to round, training samples or the name
-        of an integer parameter of the estimator (``"n_estimators"``,
-        ``"max_iter"``).
+    resource : str, optional
+        Halving (default ``"n_samples"``): what grows from round to round,
+        training samples or the name of an integer parameter of the
+        estimator (``"n_estimators"``, ``"max_iter"``).
     min_resource, max_resource : int, optional
         Halving: the smallest resource of any round, and the resource of the
         last round. Defaults: at least 20 samples (and 2 per class), or 1 for
@@ -238,6 +322,9 @@ def launch_search(
     return_train_score : bool, default=False
         Score each model on its training rows too (costs time; needed by
         ``boxplot_parameters(display_train=True)``).
+    strategy_params : dict, optional
+        Settings of the strategy beyond those above, by name (each strategy
+        documents its own); a name the strategy does not take is refused.
 
     Returns
     -------
@@ -286,36 +373,41 @@ def launch_search(
     """
     lview = _check_view(view)
     estimator = _check_estimator(estimator)
-    strategy = _check_strategy(strategy)
-    retries = check_int(retries, "retries", minimum=0)
-    scoring = _check_scoring(estimator, scoring)
-    split_paths = _check_split_paths(split_paths)
-    candidates = make_candidates(param_space, strategy, n_iter=n_iter, random_state=random_state)
-    _check_params_exist(estimator, candidates)
-    halving = {
+    options = {
+        "n_iter": n_iter,
         "factor": factor,
         "resource": resource,
         "min_resource": min_resource,
         "max_resource": max_resource,
     }
-    rounds = _plan_rounds(strategy, estimator, candidates, split_paths, halving)
-    settings = {"scoring": scoring, "return_train_score": bool(return_train_score)}
-    if strategy == "halving":
-        settings["resource"] = resource
+    plan = make_strategy(strategy, **_merge_strategy_params(options, strategy_params))
+    retries = check_int(retries, "retries", minimum=0)
+    scoring = _check_scoring(estimator, scoring)
+    split_paths = _check_split_paths(split_paths)
+    candidates = plan.candidates(param_space, random_state)
+    _check_params_exist(estimator, candidates)
+    rounds = plan.plan(estimator, candidates, split_paths)
+    settings = {
+        "scoring": scoring,
+        "return_train_score": bool(return_train_score),
+        "strategy": plan.settings(),
+    }
     header = None
     if journal is not None:
         journal = _check_journal_path(journal)
-        if n_iter is not None and not isinstance(random_state, numbers.Integral):
+        if plan.settings().get("n_iter") is not None and not isinstance(
+            random_state, numbers.Integral
+        ):
             raise ValueError(
                 f"random_state == {random_state!r}: a journal can only resume a random "
                 f"draw made again the same way; give an int random_state."
             )
-        fingerprint = _fingerprint(strategy, estimator, candidates, split_paths, rounds, settings)
+        fingerprint = _fingerprint(plan.name, estimator, candidates, split_paths, rounds, settings)
         header = {
             "format": JOURNAL_FORMAT,
             "version": JOURNAL_VERSION,
             "fingerprint": fingerprint,
-            "strategy": strategy,
+            "strategy": plan.name,
             "estimator": repr(estimator),
             "n_candidates": len(candidates),
             "n_splits": len(split_paths),
@@ -326,9 +418,8 @@ def launch_search(
         estimator,
         candidates,
         split_paths,
-        strategy=strategy,
+        strategy=plan,
         rounds=rounds,
-        resource=resource if strategy == "halving" else None,
         scoring=scoring,
         retries=retries,
         return_train_score=bool(return_train_score),
@@ -347,6 +438,9 @@ class SearchRun:
     Attributes
     ----------
     strategy : str
+        The strategy's name.
+    strategy_ : SearchStrategy
+        The strategy object that chooses the rounds.
     candidates : list of dict
         Every parameter set, indexed as in ``results()`` and ``cv_results_``.
     split_paths : list of str
@@ -369,23 +463,21 @@ class SearchRun:
         *,
         strategy,
         rounds,
-        resource,
         scoring,
         retries,
         return_train_score,
     ):
-        self.strategy = strategy
+        self.strategy_ = strategy
+        self.strategy = strategy.name
         self.candidates = candidates
         self.split_paths = split_paths
         self.n_submitted = 0
         self._view = view
         self._estimator = estimator
-        self._plan = rounds
-        self._resource = resource
+        self._plan = list(rounds)
         self._scoring = scoring
         self._retries = retries
         self._return_train_score = return_train_score
-        self.n_tasks = sum(n_candidates for _, n_candidates in rounds) * len(split_paths)
 
         self._lock = threading.Lock()
         self._inbox = queue.Queue()  # (task key, AsyncResult) as they resolve
@@ -402,6 +494,34 @@ class SearchRun:
         self._started_at = self._ended_at = None  # time.time() of launch and end
         self.journal_error = None
         self.collector_error = None
+
+    @property
+    def n_tasks(self):
+        """Tasks the whole search needs: every round of its plan (those it ran, once it stopped)."""
+        return sum(n_candidates for _, n_candidates in self._plan) * len(self.split_paths)
+
+    def _history(self):
+        """The results as they stand; call with the lock held (copies nothing)."""
+        return _search_results.History(
+            self.candidates,
+            len(self.split_paths),
+            self._plan,
+            self._round_candidates,
+            self._records,
+            self._errors,
+        )
+
+    def _snapshot(self):
+        """A copy of the results, consistent, to read without the lock."""
+        with self._lock:
+            return _search_results.History(
+                self.candidates,
+                len(self.split_paths),
+                list(self._plan),
+                [list(chosen) for chosen in self._round_candidates],
+                dict(self._records),
+                [dict(error) for error in self._errors],
+            )
 
     # -- running ----------------------------------------------------------
 
@@ -428,17 +548,18 @@ class SearchRun:
     def _advance(self):
         """Start the next round whenever nothing is pending; finish after the last."""
         while not self._pending and not self._finished.is_set():
-            if self._aborted or len(self._round_candidates) == len(self._plan):
+            index = len(self._round_candidates)
+            chosen = None
+            if not self._aborted and index < len(self._plan):
+                chosen = self.strategy_.next_round(index, self._history())
+            if chosen is None:
+                if not self._aborted:
+                    del self._plan[index:]  # the strategy stopped: the rest never runs
                 self._finish()
                 return
-            self._start_round(len(self._round_candidates))
+            self._start_round(index, list(chosen))
 
-    def _start_round(self, index):
-        n_keep = self._plan[index][1]
-        if index == 0:
-            chosen = list(range(len(self.candidates)))
-        else:
-            chosen = self._ranked(index - 1)[:n_keep]
+    def _start_round(self, index, chosen):
         self._round_candidates.append(chosen)
         for candidate in chosen:
             for split in range(len(self.split_paths)):
@@ -452,13 +573,9 @@ class SearchRun:
 
     def _submit(self, key, attempt=0):
         index, candidate, split = key
-        n_resources = self._plan[index][0]
-        params = self.candidates[candidate]
-        n_train_samples = None
-        if self._resource == "n_samples":
-            n_train_samples = n_resources
-        elif self._resource is not None:
-            params = {**params, self._resource: n_resources}
+        params, n_train_samples = self.strategy_.task(
+            self.candidates[candidate], self._plan[index][0]
+        )
         ar = self._view.apply_async(
             evaluate,
             self.split_paths[split],
@@ -587,10 +704,8 @@ class SearchRun:
         bool
             True if the search has ended (``done``).
         """
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or timeout < 0
-        ):
-            raise ValueError(f"timeout == {timeout!r}, must be None or a number of seconds >= 0.")
+        if timeout is not None:
+            timeout = check_seconds(timeout, "timeout", allow_zero=True)
         deadline = None if timeout is None else time.monotonic() + timeout
         bar = self._progress_bar() if progress_bar else None
         try:
@@ -646,6 +761,11 @@ class SearchRun:
         return self._finished.is_set()
 
     @property
+    def aborted(self):
+        """True once :meth:`abort` was called."""
+        return self._aborted
+
+    @property
     def n_aborted(self):
         """Tasks cancelled by :meth:`abort` before they started."""
         with self._lock:
@@ -693,29 +813,13 @@ class SearchRun:
                 )
             return summary
 
-    def _scores(self, index, candidate, key="test_score"):
-        """Scores of a candidate in a round, one per split (NaN: missing or failed)."""
-        scores = np.full(len(self.split_paths), np.nan)
-        for split in range(len(self.split_paths)):
-            record = self._records.get((index, candidate, split))
-            if record is not None and key in record:
-                scores[split] = record[key]
-        return scores
-
-    def _failed(self, index):
-        return {error["candidate"] for error in self._errors if error["round"] == index}
-
-    def _ranked(self, index):
-        """Candidates of a round, best mean test score first; ties by index; NaN last."""
-        means = {c: self._scores(index, c).mean() for c in self._round_candidates[index]}
-        return sorted(means, key=lambda c: (np.isnan(means[c]), -np.nan_to_num(means[c]), c))
-
     def best(self, n=5):
-        """The best parameter sets so far, from every split each has finished.
+        """The best parameter sets so far, by the ranking rule of :mod:`course_lib._search_results`.
 
-        Candidates that raised on a split are left out. For halving, only the
-        latest round with results counts: rounds differ in resource, so their
-        scores do not compare.
+        Each row's mean is over the splits it has finished (``n_splits``);
+        candidates that raised on a split are left out. Rounds rank together
+        when their scores compare (same resource); for halving, only the
+        latest round with results counts.
 
         Parameters
         ----------
@@ -724,104 +828,45 @@ class SearchRun:
         Returns
         -------
         list of dict
-            ``rank``, ``candidate``, ``params``, ``mean_test_score``,
-            ``std_test_score``, ``n_splits`` (splits done), ``n_resources``.
+            ``rank``, ``candidate``, ``params``, ``round``,
+            ``mean_test_score``, ``std_test_score``, ``n_splits`` (splits
+            done), ``n_resources``.
         """
         n = check_int(n, "n", minimum=1)
-        with self._lock:
-            rounds_with_results = {key[0] for key in self._records}
-            if not rounds_with_results:
-                return []
-            index = max(rounds_with_results)
-            failed = self._failed(index)
-            rows = []
-            for candidate in self._round_candidates[index]:
-                scores = self._scores(index, candidate)
-                scores = scores[~np.isnan(scores)]
-                if candidate in failed or not scores.size:
-                    continue
-                rows.append(
-                    {
-                        "candidate": candidate,
-                        "params": self.candidates[candidate],
-                        "mean_test_score": float(scores.mean()),
-                        "std_test_score": float(scores.std()),
-                        "n_splits": int(scores.size),
-                        "n_resources": self._plan[index][0],
-                    }
-                )
-        rows.sort(key=lambda row: (-row["mean_test_score"], row["candidate"]))
+        rows = _search_results.ranking(self._snapshot(), self.strategy_.rounds_compare)
         return [{"rank": rank, **row} for rank, row in enumerate(rows[:n], 1)]
-
-    def _best_complete(self):
-        with self._lock:
-            for index in reversed(range(len(self._round_candidates))):
-                for candidate in self._ranked(index):
-                    scores = self._scores(index, candidate)
-                    if np.isnan(scores).any():
-                        break  # NaN is ranked last: no complete candidate left
-                    return self.candidates[candidate], float(scores.mean())
-        raise RuntimeError(
-            "No parameter set has been scored on every split yet; wait() for the "
-            "search, or look at best() for the results so far."
-        )
 
     @property
     def best_params_(self):
-        """Parameters with the best mean test score over every split (last round, for halving)."""
-        return self._best_complete()[0]
+        """The first row of :meth:`best` scored on every split: its parameters.
+
+        Raises
+        ------
+        RuntimeError
+            While no candidate that ranks has finished every split.
+        """
+        best = _search_results.best_complete(self._snapshot(), self.strategy_.rounds_compare)
+        return best["params"]
 
     @property
     def best_score_(self):
-        """Mean test score of :attr:`best_params_`."""
-        return self._best_complete()[1]
+        """Mean test score of :attr:`best_params_`, over every split."""
+        best = _search_results.best_complete(self._snapshot(), self.strategy_.rounds_compare)
+        return best["mean_test_score"]
 
     @property
     def cv_results_(self):
         """The results in scikit-learn's ``cv_results_`` format, as a dict of arrays.
 
-        One row per candidate (for halving, per candidate and round, with
-        ``iter`` and ``n_resources`` as in ``HalvingGridSearchCV``). A task
-        not finished yet, or that raised, scores NaN, and so does its
-        candidate's mean, as scikit-learn's ``error_score=np.nan`` does.
+        One row per candidate and round it ran in, with the columns the
+        strategy adds (halving: ``iter`` and ``n_resources``, as in
+        ``HalvingGridSearchCV``). A task not finished yet, or that raised,
+        scores NaN, and so does its candidate's mean, as scikit-learn's
+        ``error_score=np.nan`` does.
         """
-        with self._lock:
-            rows = [
-                (index, candidate)
-                for index, chosen in enumerate(self._round_candidates)
-                for candidate in chosen
-            ]
-            columns = {"fit_time": [], "score_time": [], "test_score": [], "train_score": []}
-            for name, values in columns.items():
-                for index, candidate in rows:
-                    values.append(self._scores(index, candidate, name))
-        n_splits = len(self.split_paths)
-        arrays = {
-            name: np.array(values).reshape(len(rows), n_splits) for name, values in columns.items()
-        }
-        results = {}
-        if self.strategy == "halving":
-            results["iter"] = np.array([index for index, _ in rows])
-            results["n_resources"] = np.array([self._plan[index][0] for index, _ in rows])
-        for name in ("fit_time", "score_time"):
-            results[f"mean_{name}"] = arrays[name].mean(axis=1)
-            results[f"std_{name}"] = arrays[name].std(axis=1)
-        params = [self.candidates[candidate] for _, candidate in rows]
-        results.update(_param_columns(params))
-        results["params"] = params
-        kinds = ("test", "train") if self._return_train_score else ("test",)
-        for kind in kinds:
-            scores = arrays[f"{kind}_score"]
-            for split in range(n_splits):
-                results[f"split{split}_{kind}_score"] = scores[:, split]
-            means = np.average(scores, axis=1)
-            results[f"mean_{kind}_score"] = means
-            results[f"std_{kind}_score"] = np.sqrt(
-                np.average((scores - means[:, np.newaxis]) ** 2, axis=1)
-            )
-            if kind == "test":
-                results["rank_test_score"] = _rank(means)
-        return results
+        return _search_results.cv_results(
+            self._snapshot(), self.strategy_, self._return_train_score
+        )
 
     def report(self, n=5):
         """A few lines to read: progress, rounds, the best so far, errors.
@@ -835,45 +880,10 @@ class SearchRun:
         -------
         str
         """
-        state = "done" if self.done else "running"
-        if self._aborted:
-            state = "aborted" + (", running tasks finishing" if not self.done else "")
-        lines = [
-            f"{self.strategy} search of {len(self.candidates)} parameter sets on "
-            f"{len(self.split_paths)} splits: {self._n_finished()}/{self.n_tasks} tasks "
-            f"finished ({self.progress:.0%}), {len(self.errors)} errors, {state}."
-        ]
-        if self.strategy == "halving":
-            unit = self._resource
-            for r in self.rounds:
-                lines.append(
-                    f"  round {r['round']}: {r['n_candidates']} candidates x "
-                    f"{len(self.split_paths)} splits on {r['n_resources']} {unit}: "
-                    f"{r['n_done']}/{r['n_tasks']} tasks, {r['status']}"
-                )
         best = self.best(n)
-        if best:
-            where = ""
-            if self.strategy == "halving":
-                where = f" (on {best[0]['n_resources']} {self._resource})"
-            so_far = "" if self.done else " so far"
-            lines.append(f"Best{so_far}{where}: mean test score +/- std (splits done)")
-            for row in best:
-                lines.append(
-                    f"  {row['rank']}. {row['mean_test_score']:.4f} +/- "
-                    f"{row['std_test_score']:.4f} ({row['n_splits']}/{len(self.split_paths)})"
-                    f"  {_format_params(row['params'])}"
-                )
-        errors = self.errors
-        for error in errors[:3]:
-            lines.append(
-                f"Error on split {error['split']} with {_format_params(error['params'])}: "
-                f"{error['error']}"
-            )
-        if len(errors) > 3:
-            lines.append(f"... and {len(errors) - 3} more in .errors")
-        lines.extend(note for note in (self.journal_error, self.collector_error) if note)
-        return "\n".join(lines)
+        history = self._snapshot()
+        n_finished = len(history.records) + len(history.errors)
+        return "\n".join(_search_results.report_lines(self, history, best, n_finished))
 
     def __repr__(self):
         state = "done" if self.done else "running"
@@ -886,13 +896,13 @@ class SearchRun:
         """One panel per parameter, one box of test scores per value.
 
         Every finished task counts once: a box gathers the scores of every
-        parameter set with that value, on every split. For halving, only the
-        first round is drawn, where every candidate had the same resource.
-        Numeric parameters with more than 10 distinct values (a random
-        search over distributions) are grouped into at most 8 bins: of equal
-        width on a log scale for positive values over two decades or more
-        (``loguniform``), else quantile bins of about as many values each.
-        The axis label says which.
+        parameter set with that value, on every split. Where rounds differ
+        in resource (halving), only the first round is drawn, where every
+        candidate had the same resource. Numeric parameters with more than
+        10 distinct values (a random search over distributions) are grouped
+        into at most 8 bins: of equal width on a log scale for positive
+        values over two decades or more (``loguniform``), else quantile bins
+        of about as many values each. The axis label says which.
 
         Parameters
         ----------
@@ -904,40 +914,15 @@ class SearchRun:
         -------
         matplotlib.figure.Figure
         """
-        import matplotlib.pyplot as plt
-
-        records = [r for r in self.results() if r["round"] == 0]
         if display_train and not self._return_train_score:
             raise ValueError(
                 "display_train=True needs training scores: launch the search with "
                 "return_train_score=True."
             )
-        if not records:
-            raise RuntimeError("No result yet: there is nothing to draw.")
-        names = sorted({name for params in self.candidates for name in params})
-        fig, axes = plt.subplots(
-            1, len(names), figsize=(4 * len(names), 4), squeeze=False, sharey=True
-        )
-        kinds = ["test_score", "train_score"] if display_train else ["test_score"]
-        for ax, name in zip(axes[0], names, strict=True):
-            labels, groups, binning = _group_by_value(records, name)
-            width = 0.8 / len(kinds)
-            for k, kind in enumerate(kinds):
-                data = [[r[kind] for r in group] for group in groups]
-                positions = np.arange(len(groups)) + (k - (len(kinds) - 1) / 2) * width
-                boxes = ax.boxplot(data, positions=positions, widths=width * 0.9, patch_artist=True)
-                for patch in boxes["boxes"]:
-                    patch.set_facecolor(f"C{k}")
-                    patch.set_alpha(0.6)
-                    patch.set_label(kind.replace("_", " "))
-            ax.set_xticks(np.arange(len(groups)), labels, rotation=45, ha="right")
-            ax.set_xlabel(f"{name} ({binning})" if binning else name)
-        axes[0][0].set_ylabel("score")
-        if display_train:
-            handles = [plt.Rectangle((0, 0), 1, 1, color=f"C{k}", alpha=0.6) for k in range(2)]
-            axes[0][-1].legend(handles, ["test", "train"])
-        fig.tight_layout()
-        return fig
+        records = self.results()
+        if not self.strategy_.rounds_compare:
+            records = [r for r in records if r["round"] == 0]
+        return _search_results.boxplot_parameters(records, self.candidates, display_train)
 
 
 # --------------------------------------------------------------------------
@@ -952,93 +937,3 @@ def _traceback_text(error):
     import traceback
 
     return "".join(traceback.format_exception(type(error), error, error.__traceback__))
-
-
-def _rank(means):
-    """scikit-learn's rank: 1 is best, ties share the best rank, NaN ranks last."""
-    if np.isnan(means).all():
-        return np.ones_like(means, dtype=np.int32)
-    filled = np.nan_to_num(means, nan=np.nanmin(means) - 1)
-    return rankdata(-filled, method="min").astype(np.int32)
-
-
-def _param_columns(params_list):
-    """``param_<name>`` masked arrays, masked where a candidate lacks the parameter."""
-    names = sorted({name for params in params_list for name in params})
-    columns = {}
-    for name in names:
-        values = [params[name] for params in params_list if name in params]
-        try:
-            inferred = np.array(values)
-            dtype = inferred.dtype if inferred.dtype.kind != "U" and inferred.ndim == 1 else object
-        except ValueError:
-            dtype = object
-        column = np.ma.MaskedArray(np.empty(len(params_list), dtype=dtype), mask=True)
-        for row, params in enumerate(params_list):
-            if name in params:
-                column[row] = params[name]
-        columns[f"param_{name}"] = column
-    return columns
-
-
-def _format_value(value):
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def _format_params(params):
-    return ", ".join(f"{name}={_format_value(value)}" for name, value in sorted(params.items()))
-
-
-def _bin_edges(values, n_bins=8):
-    """Edges of at most ``n_bins`` bins for continuous values, and whether they are log-spaced.
-
-    Positive values spread over two decades or more (``loguniform``, say) get
-    bins of equal width on a log scale; other values get quantile bins, with
-    about as many values in each.
-
-    >>> edges, log = _bin_edges([0.001, 0.01, 0.1, 1.0, 10.0], n_bins=4)
-    >>> log, [float(f"{e:.3g}") for e in edges]
-    (True, [0.001, 0.01, 0.1, 1.0, 10.0])
-    """
-    values = np.asarray(values, dtype=float)
-    low, high = values.min(), values.max()
-    if low > 0 and high / low >= 100:
-        return np.geomspace(low, high, n_bins + 1), True
-    return np.unique(np.quantile(values, np.linspace(0, 1, n_bins + 1))), False
-
-
-def _group_by_value(records, name, max_boxes=10):
-    """(labels, groups of records, binning) for one parameter, in the order of its values.
-
-    Up to ``max_boxes`` distinct values get a box each (``binning`` None);
-    more numeric values (a random search over a distribution) are binned with
-    :func:`_bin_edges`, and ``binning`` says how.
-    """
-    present = [r for r in records if name in r["params"]]
-    values = [r["params"][name] for r in present]
-    numeric = all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values) and bool(
-        values
-    )
-    distinct = {_format_value(v): v for v in values}
-    if numeric and len(distinct) > max_boxes:
-        edges, log = _bin_edges(values)
-        bins = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
-        labels = [
-            f"{float(lo):.2g} to {float(hi):.2g}"
-            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
-        ]
-        groups = [
-            [r for r, b in zip(present, bins, strict=True) if b == i] for i in range(len(labels))
-        ]
-        keep = [i for i, group in enumerate(groups) if group]
-        binning = "log-spaced bins" if log else "quantile bins"
-        return [labels[i] for i in keep], [groups[i] for i in keep], binning
-    labels = list(distinct)
-    if numeric:
-        labels.sort(key=lambda label: distinct[label])
-    groups = [[r for r in present if _format_value(r["params"][name]) == label] for label in labels]
-    return labels, groups, None

@@ -15,13 +15,13 @@ from __future__ import annotations
 import numbers
 import os
 import socket
-import uuid
 from pathlib import Path
 
 import joblib
 import numpy as np
 import scipy.sparse as sp
 
+from course_lib._files import atomic_file
 from course_lib._validation import check_file, raise_remote_file_not_found
 
 __all__ = ["load_cv_split", "persist_cv_splits", "remove_cv_splits", "warm_page_cache"]
@@ -126,21 +126,9 @@ def _take(X, indices):
 
 
 def _atomic_dump(obj, path):
-    """Write to a temporary name in the same folder, flush to disk, rename.
-
-    A crash leaves at worst a hidden ``.*.tmp`` file, never a half-written
-    split under its final name.
-    """
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(tmp, "xb") as file:  # permissions follow the umask
-            joblib.dump(obj, file)  # uncompressed: compressed dumps cannot be mapped
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Dump ``obj`` uncompressed (compressed dumps cannot be mapped), atomically."""
+    with atomic_file(path, "wb") as file:
+        joblib.dump(obj, file)
 
 
 def persist_cv_splits(X, y, cv, folder, name="data", *, groups=None):
@@ -352,6 +340,7 @@ def warm_page_cache(view, paths):
     """
     import ipyparallel
 
+    from course_lib._engines import one_engine_per_host
     from course_lib.memory import _as_direct_view
 
     view = _as_direct_view(view, name="view")
@@ -360,11 +349,8 @@ def warm_page_cache(view, paths):
     if not hasattr(paths, "__iter__"):
         raise TypeError(f"paths must be a path or an iterable of paths, but got {paths!r}.")
     paths = [str(check_file(path, f"paths[{i}]").resolve()) for i, path in enumerate(paths)]
-    chosen = {}
-    hosts = view.apply_async(socket.gethostname).get_dict()
-    for engine_id, host in sorted(hosts.items()):
-        chosen.setdefault(host, engine_id)
-    readers = view.client[sorted(chosen.values())]
+    readers = one_engine_per_host(view)
+    readers.block = False
     try:
         return dict(sorted(readers.apply_async(_read_files, paths).get()))
     except (ipyparallel.error.CompositeError, ipyparallel.error.RemoteError) as error:

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import csv
-import numbers
 import sys
 import warnings
 
@@ -96,6 +95,10 @@ def read_tweets(csv_path, max_count=None, n_partitions=1, partition_id=0):
     ------
     FileNotFoundError
         If ``csv_path`` does not exist.
+    ValueError
+        If the file is not a tweets CSV (a binary file, another table): none
+        of its first rows has the six fields and a polarity of 0, 2 or 4.
+        Checked before anything is read.
 
     Warns
     -----
@@ -118,6 +121,7 @@ def read_tweets(csv_path, max_count=None, n_partitions=1, partition_id=0):
     >>> texts, targets = read_tweets(csv_path, n_partitions=4, partition_id=3)
     """
     path = _check_csv_path(csv_path)
+    _check_tweets_start(path, csv_path)
     max_count = None if max_count is None else check_int(max_count, "max_count", minimum=1)
     n_partitions = check_int(n_partitions, "n_partitions", minimum=1)
     partition_id = check_int(partition_id, "partition_id", minimum=0)
@@ -227,9 +231,7 @@ class TweetStream:
             )
         self.batch_size = check_int(batch_size, "batch_size", minimum=1)
         self.texts_per_sample = check_int(texts_per_sample, "texts_per_sample", minimum=1)
-        if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral):
-            raise TypeError(f"random_state must be an int (a seed), but got {random_state!r}.")
-        self.random_state = random_state
+        self.random_state = check_int(random_state, "random_state", minimum=0)
         texts = np.asarray(texts, dtype=object)
         self._pools = [texts[targets == label] for label in self.classes_]
         self._rng = np.random.default_rng(random_state)
@@ -474,6 +476,38 @@ def _check_csv_path(csv_path):
         "csv_path",
         hint=" course_lib.datasets.fetch_sentiment140() downloads the real tweets; "
         "course_lib.datasets.make_tweet_corpus(n_samples) writes look-alikes offline.",
+    )
+
+
+#: Rows read from the start of a file to tell whether it is a tweets CSV.
+_SNIFF_ROWS = 50
+
+
+def _is_tweet_row(row):
+    return len(row) == _N_FIELDS and row[0] in _VALID_POLARITIES
+
+
+def _check_tweets_start(path, given):
+    """ValueError naming the file when none of its first rows is a tweet (an empty file passes)."""
+    with open(path, "rb") as file:
+        start = file.read(64 * 1024)
+    if not start:
+        return
+    lines = start.decode(ENCODING).splitlines(keepends=True)[:_SNIFF_ROWS]
+    rows = 0
+    for line in lines:
+        try:
+            row = next(csv.reader([line]), [])
+        except csv.Error:
+            row = []
+        if _is_tweet_row(row):
+            return
+        rows += 1
+    kind = "a binary file" if b"\0" in start[:4096] else "not a tweets CSV"
+    raise ValueError(
+        f"csv_path == {str(given)!r} is {kind}: none of its first {rows} row(s) has the "
+        f"{_N_FIELDS} fields of Sentiment140 with a polarity of 0, 2 or 4 (it starts with "
+        f"{start[:40]!r}). Give the CSV of fetch_sentiment140() or make_tweet_corpus()."
     )
 
 

@@ -142,6 +142,12 @@ CASES = [
         lambda w: "'no-such-quiz'",
     ),
     Case("quiz.is_correct(1, 42)", lambda w: quiz.is_correct(1, 42), TypeError, lambda w: "42"),
+    Case(
+        "quiz.check({'a': 1}, key)",
+        lambda w: quiz.check({"a": 1}, quiz.key("q", 1)),
+        TypeError,
+        lambda w: "{'a': 1} (of type dict)",
+    ),
     # memory
     Case(
         "memory.process_memory(pid=-3)",
@@ -292,6 +298,18 @@ CASES = [
     ),
     Case("search journal=42", lambda w: _search(w, journal=42), TypeError, lambda w: "42"),
     Case(
+        "search strategy='grid' with a halving setting",
+        lambda w: _search(w, strategy="grid", factor=3),
+        TypeError,
+        lambda w: "factor",
+    ),
+    Case(
+        "search strategy_params={'patience': 2} for grid",
+        lambda w: _search(w, strategy_params={"patience": 2}),
+        TypeError,
+        lambda w: "patience",
+    ),
+    Case(
         "search strategy='bayesian'",
         lambda w: _search(w, strategy="bayesian"),
         ValueError,
@@ -350,6 +368,18 @@ CASES = [
         lambda w: text.read_tweets(w.empty_dir),
         IsADirectoryError,
         lambda w: str(w.empty_dir),
+    ),
+    Case(
+        "text.read_tweets(a binary file)",
+        lambda w: text.read_tweets(w.paths[0]),
+        ValueError,
+        lambda w: str(w.paths[0]),
+    ),
+    Case(
+        "text.read_tweets(a text file that is no tweets CSV)",
+        lambda w: text.read_tweets(w.notes),
+        ValueError,
+        lambda w: str(w.notes),
     ),
     Case(
         "text.read_tweets(n_partitions=0)",

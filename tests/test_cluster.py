@@ -158,6 +158,32 @@ def test_start_and_stop_across_notebook_cells(assert_all_gone):
     assert_all_gone(pids)
 
 
+def test_start_says_how_it_goes_and_progress_false_says_nothing(assert_all_gone, capsys):
+    cluster = local_cluster(1)
+    try:
+        cluster.start()
+        out = capsys.readouterr().out
+    finally:
+        pids = [p.pid for p in cluster_processes(cluster.cluster)]
+        cluster.stop()
+    # One line, rewritten in place (carriage returns), ending with the count and the time.
+    assert out.count("\n") == 1 and out.startswith("\r")
+    assert re.search(
+        r"\r1 of 1 engines answering after \d+\.\d s \(local cluster on 127.0.0.1\)\n$", out
+    )
+    assert all(
+        re.fullmatch(r"Starting 1 local engines: [01] of 1 answering, \d+\.\d s", part)
+        for part in out.rstrip("\n").split("\r")[1:-1]
+    )
+    assert_all_gone(pids)
+    quiet = local_cluster(1, progress=False)
+    try:
+        quiet.start()
+    finally:
+        quiet.stop()
+    assert capsys.readouterr().out == ""
+
+
 def test_setup_cell_run_twice_stops_the_first_cluster(assert_all_gone, capsys):
     # A notebook's setup cell, run twice: a new object each time.
     first = local_cluster(1)
@@ -243,7 +269,7 @@ def test_no_sbatch_on_path_is_refused(monkeypatch):
 _ORPHAN_SCRIPT = """
 import os, signal, sys, time
 from course_lib.cluster import cluster_processes, local_cluster
-cluster = local_cluster(1)
+cluster = local_cluster(1, progress=False)
 client = cluster.start()
 print(" ".join(str(p.pid) for p in cluster_processes(client.cluster)), flush=True)
 if sys.argv[1] == "wait":

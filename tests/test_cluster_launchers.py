@@ -22,8 +22,16 @@ from sklearn.datasets import load_digits
 from slurm import slurm_daemons, throwaway_slurm  # noqa: F401 (fixtures)
 from system_tools import unavailable
 
-from course_lib import _processes
-from course_lib.cluster import add_engines, course_cluster, engine_pids, find_mpiexec
+from course_lib import _launchers, _processes
+from course_lib.cluster import (
+    LAUNCHERS,
+    LauncherUnavailable,
+    add_engines,
+    course_cluster,
+    engine_pids,
+    find_mpiexec,
+    launcher_available,
+)
 from course_lib.search import launch_search
 from course_lib.splits import persist_cv_splits
 
@@ -78,6 +86,40 @@ def _ancestors(pid):
 def digits_splits(tmp_path_factory):
     X, y = load_digits(return_X_y=True)
     return persist_cv_splits(X[:600], y[:600], 3, tmp_path_factory.mktemp("splits"), "digits")
+
+
+# --------------------------------------------------------------------------
+# The registry
+# --------------------------------------------------------------------------
+
+
+def test_every_launcher_is_named_as_ipyparallel_names_it():
+    from importlib.metadata import entry_points
+
+    names = {e.name for e in entry_points(group="ipyparallel.engine_launchers")}
+    assert set(_launchers.REGISTRY) <= names
+    assert LAUNCHERS == tuple(_launchers.REGISTRY)
+    for name, launcher in _launchers.REGISTRY.items():
+        assert launcher.name == name
+
+
+class _NoQsub(_launchers.Launcher):
+    """A PBS launcher whose preflight finds no qsub: enough to show the registry decides."""
+
+    name = "pbs"
+
+    def preflight(self, n_engines, config):
+        raise LauncherUnavailable("engines='pbs' needs qsub on PATH.")
+
+
+def test_course_cluster_accepts_any_registered_launcher(monkeypatch):
+    with pytest.raises(ValueError, match="engines == 'pbs'"):
+        course_cluster(2, engines="pbs")
+    monkeypatch.setitem(_launchers.REGISTRY, "pbs", _NoQsub())
+    # Registered: now its own preflight answers, before anything starts.
+    with pytest.raises(LauncherUnavailable, match="needs qsub"):
+        course_cluster(2, engines="pbs")
+    assert launcher_available("pbs") == (False, "engines='pbs' needs qsub on PATH.")
 
 
 # --------------------------------------------------------------------------

@@ -135,9 +135,17 @@ def test_check_prints_one_line_and_returns_nothing(capsys):
     for untouched in (..., None):
         check(untouched, k)
         assert capsys.readouterr().out == f"{REPLACE}\n"
-    check(print, k)
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1 and "Not quite" in out and "not a function" in out
+
+
+@pytest.mark.parametrize(
+    "wrong, words",
+    [({"a": 27}, "{'a': 27} (of type dict)"), (print, "print"), (b"27", "(of type bytes)")],
+)
+def test_check_refuses_a_plainly_wrong_type_naming_it(wrong, words, capsys):
+    with pytest.raises(TypeError, match=re.escape(words)):
+        check(wrong, key("copies", 27))
+    assert capsys.readouterr().out == ""  # no verdict printed
+    assert is_correct(wrong, key("copies", 27)) is False  # graded tests stay silent
 
 
 def test_two_checks_in_one_cell_both_show(capsys):

@@ -22,7 +22,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, ShuffleSplit
 from sklearn.svm import SVC
 
-from course_lib._search_plan import _halving_plan
+from course_lib._strategy_halving import halving_plan as _halving_plan
 from course_lib.cluster import cluster_processes, local_cluster
 from course_lib.search import (
     _subsample_rows,

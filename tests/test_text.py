@@ -1,6 +1,7 @@
 """course_lib.text: reading partitions, the tweet stream, online learning."""
 
 import pickle
+import re
 import warnings
 
 import matplotlib
@@ -118,6 +119,28 @@ def test_reads_latin1(tmp_path):
     texts, targets = read_tweets(path)
     assert texts == ["café crème", "ÿ"]
     assert targets.tolist() == [1, -1]
+
+
+@pytest.mark.parametrize(
+    "content, kind",
+    [
+        (bytes(range(256)) * 64, "a binary file"),
+        (b"name,age,city\nada,36,london\n", "not a tweets CSV"),
+    ],
+)
+def test_a_file_that_is_no_tweets_csv_is_refused_naming_it(tmp_path, content, kind):
+    path = tmp_path / "data.bin"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=re.escape(f"{str(path)!r} is {kind}")):
+        read_tweets(path)
+    assert path.read_bytes() == content
+
+
+def test_an_empty_file_has_no_tweets(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_bytes(b"")
+    texts, targets = read_tweets(path)
+    assert texts == [] and targets.shape == (0,)
 
 
 def test_missing_file_gives_a_clear_error(tmp_path):
