@@ -6,6 +6,7 @@ pickle, no import of the sender's classes, no call of its methods. What
 crosses:
 
 * ``None``, ``bool``, ``int``, ``float`` (``nan`` and infinities too), ``str``,
+  ``fractions.Fraction``, ``decimal.Decimal``,
   ``...`` (an unanswered quiz or exercise);
 * ``list``, ``tuple``, ``set``, ``frozenset``, ``dict`` (any keys that cross),
   ``range`` (as a list); subclasses of these (a namedtuple, a ``Counter``, a
@@ -43,6 +44,8 @@ from __future__ import annotations
 
 import base64
 import datetime
+import decimal
+import fractions
 import importlib
 import io
 import json
@@ -161,6 +164,10 @@ def _encode(value, depth, extra):
             for k, v in dict.items(value)
         ]
         return _node("dict", v=items)
+    if isinstance(value, fractions.Fraction):
+        return _node("fraction", v=[str(value.numerator), str(value.denominator)])
+    if isinstance(value, decimal.Decimal):
+        return _node("decimal", v=str(decimal.Decimal.__str__(value)))
     if isinstance(value, datetime.datetime):
         return _node("datetime", v=value.isoformat())
     if isinstance(value, datetime.date):
@@ -367,6 +374,13 @@ class _Decoder:
                 raise DataError("a dict item is not a pair")
             result[self.build(pair[0], depth + 1)] = self.build(pair[1], depth + 1)
         return result
+
+    def _fraction(self, tree, depth):
+        numerator, denominator = (int(str(n)) for n in tree["v"])
+        return fractions.Fraction(numerator, denominator)
+
+    def _decimal(self, tree, depth):
+        return decimal.Decimal(str(tree["v"]))
 
     def _datetime(self, tree, depth):
         return datetime.datetime.fromisoformat(str(tree["v"]))

@@ -2,6 +2,8 @@
 
 import collections
 import datetime
+import decimal
+import fractions
 import json
 
 import numpy as np
@@ -29,6 +31,8 @@ ROUND_TRIPS = [
     datetime.datetime(2026, 12, 3, 18, 54, 1, 5),
     datetime.date(2026, 12, 3),
     datetime.timedelta(days=1, seconds=2, microseconds=3),
+    fractions.Fraction(3, 4),
+    decimal.Decimal("2.50"),
     float,
     np.float32,
     np.dtype("int16"),
