@@ -185,9 +185,7 @@ def main(argv=None):
         _redirect(os.devnull)
         return serve(sys.stdin, answer)
     if len(argv) != 1:
-        raise SystemExit(
-            "usage: python -m course_lib.grading._nbgrader_task SPEC.json | --worker"
-        )
+        raise SystemExit("usage: python -m course_lib.grading._nbgrader_task SPEC.json | --worker")
     result = run(json.loads(Path(argv[0]).read_text()))
     return 0 if all(step["success"] for step in result["steps"]) else 1
 

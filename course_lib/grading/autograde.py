@@ -505,11 +505,11 @@ def grade(
     task_timeout = check_timeout(task_timeout, "task_timeout")
     students = discover_submissions(submissions)
     csv_path = Path(csv_path) if csv_path else course_root / "grades.csv"
-    check_sandbox(sandbox)
     from course_lib.grading.placement import GradingTask, make_place
 
     place = make_place(on, **({"jobs": jobs} if on == "local" else {}), **(place_options or {}))
     place.check(course_root)  # refused at the door: nothing prepared or submitted yet
+    check_sandbox(sandbox)
     workspace = Workspace(sandbox=sandbox)
     problems, outcomes = [], []
     prepare_seconds = 0.0
@@ -550,10 +550,7 @@ def grade(
             for lesson in selected
             for s, f in students.items()
         ]
-        say(
-            f"grading {len(tasks)} submission(s) of {len(students)} student(s), "
-            f"{place.describe()}"
-        )
+        say(f"grading {len(tasks)} submission(s) of {len(students)} student(s), {place.describe()}")
         from nbgrader.api import Gradebook
 
         course_id = course_id_of(template_root)

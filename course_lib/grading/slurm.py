@@ -188,8 +188,9 @@ class Slurm:
 
     def _write_run(self, workspace, tasks):
         """The run folder in the shared folder: lessons, template, submissions, tasks."""
-        run = Path(tempfile.mkdtemp(prefix=f"grading-{workspace.run_id[:8]}-",
-                                    dir=self.settings["shared"]))
+        run = Path(
+            tempfile.mkdtemp(prefix=f"grading-{workspace.run_id[:8]}-", dir=self.settings["shared"])
+        )
         for sub in (FRAGMENTS, "logs", "submissions"):
             (run / sub).mkdir()
         lessons, entries = {}, []
@@ -230,9 +231,7 @@ class Slurm:
         for key, option in (("partition", "partition"), ("account", "account"), ("mem", "mem")):
             if s.get(key):
                 lines.append(f"#SBATCH --{option}={s[key]}")
-        lines.append(
-            f'exec {s["python"]} -m course_lib.grading.slurm {run} "$SLURM_ARRAY_TASK_ID"'
-        )
+        lines.append(f'exec {s["python"]} -m course_lib.grading.slurm {run} "$SLURM_ARRAY_TASK_ID"')
         path = run / "grade.sbatch"
         path.write_text("\n".join(lines) + "\n")
         return path
@@ -320,9 +319,11 @@ class Slurm:
                         continue
                     resubmits[index] = resubmits.get(index, 0) + 1
                     jobs[index] = self._submit(script, [index])
-                    say(f"slurm: element {index} ({submit[index].student}/"
+                    say(
+                        f"slurm: element {index} ({submit[index].student}/"
                         f"{submit[index].lesson.lesson}) left the queue without a result: "
-                        f"resubmitted as job {jobs[index]}")
+                        f"resubmitted as job {jobs[index]}"
+                    )
                 running = sum(1 for j, s in queue.values() if s in ("RUNNING", "COMPLETING"))
                 queued = len(pending) - running
                 line = progress_line(len(submit) - len(pending), running, queued, len(submit))
