@@ -135,6 +135,8 @@ class Slurm:
         self._given = {k: v for k, v in given.items() if v is not None}
         self.settings = {"cpus_per_task": 1, "python": sys.executable, **self._given}
         self.poll = poll
+        #: Seconds the last run spent merging fragments (the instructor's side, serial).
+        self.merge_seconds = 0.0
 
     def describe(self):
         where = self.settings.get("partition") or "the default partition"
@@ -271,6 +273,7 @@ class Slurm:
                 submit.append(task)
         if not submit:
             return
+        self.merge_seconds = 0.0
         run = self._write_run(workspace, submit)
         script = self._script(run, submit[0].task_timeout)
         pending = set(range(len(submit)))
@@ -291,7 +294,9 @@ class Slurm:
                                 f"{RESUBMITTED} {resubmits[index]} time(s): an element ended "
                                 "without a result (node lost, preempted or cancelled)"
                             )
+                        merging = time.perf_counter()
                         done((outcome, info))
+                        self.merge_seconds += time.perf_counter() - merging
                         merged.append(f"{outcome.student}/{outcome.lesson}")
                         continue
                     if queue.get(index, ("", ""))[0] == jobs[index]:
