@@ -329,7 +329,12 @@ class Slurm:
                         f"{submit[index].lesson.lesson}) left the queue without a result: "
                         f"resubmitted as job {jobs[index]}"
                     )
-                running = sum(1 for j, s in queue.values() if s in ("RUNNING", "COMPLETING"))
+                running = sum(
+                    1
+                    for index in pending
+                    if queue.get(index, ("", ""))[0] == jobs[index]
+                    and queue[index][1] in ("RUNNING", "COMPLETING")
+                )
                 queued = len(pending) - running
                 line = progress_line(len(submit) - len(pending), running, queued, len(submit))
                 if line != last:
