@@ -121,7 +121,6 @@ class Slurm:
         cpus_per_task=None,
         python=None,
         poll=POLL_SECONDS,
-        jobs=None,  # accepted and ignored: Slurm decides how many run at once
     ):
         given = {
             "shared": shared,
