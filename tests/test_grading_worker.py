@@ -16,7 +16,7 @@ from grading_helpers import FIXTURES, LESSON, copy_course
 from course_lib import _processes
 from course_lib.grading.autograde import grade_one
 from course_lib.grading.layout import prepare_lessons
-from course_lib.grading.runner import RUN_VAR, Workspace, generate
+from course_lib.grading.runner import RUN_VAR, Workspace, generate, make_course_root, run_steps
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -97,6 +97,28 @@ def test_one_worker_grades_two_students_and_nothing_of_the_first_reaches_the_sec
             if p.pid != first_pid and "_nbgrader_task" not in " ".join(p.cmdline())
         ]
         assert left == []
+    finally:
+        workspace.kill_all()
+        workspace.cleanup()
+    assert _processes.find_marked(RUN_VAR, workspace.run_id) == []
+
+
+def test_a_task_past_its_limit_kills_its_worker_and_the_next_task_gets_a_fresh_one(tmp_path):
+    course = tmp_path / "course"
+    copy_course(course)
+    workspace = Workspace(sandbox=False)
+    try:
+        generate(workspace, course, [LESSON], workspace.path / "first.db")
+        (first,) = workspace.pool._all
+        root = make_course_root(workspace, "late", {LESSON: course / "solutions" / LESSON})
+        steps = [{"action": "generate_assignment", "assignment": "*"}]
+        # nbgrader is imported already: what times out is the step itself.
+        late = run_steps(workspace, root, steps, timeout=0.2)
+        assert late.timed_out
+        assert not first.alive()
+        again = generate(workspace, course, [LESSON], workspace.path / "again.db")
+        assert (again / "lessons" / LESSON).is_dir()
+        assert len(workspace.pool._all) == 2 and workspace.pool._all[1].alive()
     finally:
         workspace.kill_all()
         workspace.cleanup()

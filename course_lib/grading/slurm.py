@@ -243,8 +243,13 @@ class Slurm:
         return done.stdout.strip().split(";")[0]
 
     def _queue(self, name):
-        """``{index: (job id, state)}`` of this run's elements still in the queue."""
+        """``{index: (job id, state)}`` of this run's elements still in the queue.
+
+        None when ``squeue`` failed (a busy controller): then nothing counts as gone.
+        """
         done = _command("squeue", "-h", "-r", f"--name={name}", "-o", "%i %T", check=False)
+        if done.returncode != 0:
+            return None
         found = {}
         for line in done.stdout.splitlines():
             element, _, state = line.partition(" ")
@@ -257,9 +262,9 @@ class Slurm:
         """``scancel`` every element of the run; wait until none is listed."""
         _command("scancel", f"--name={name}", check=False)
         deadline = time.monotonic() + wait
-        while self._queue(name) and time.monotonic() < deadline:
+        while self._queue(name) != {} and time.monotonic() < deadline:
             time.sleep(0.5)
-        return self._queue(name)
+        return self._queue(name) or {}
 
     def run(self, workspace, tasks, done, say=print):
         from course_lib.grading.report import Outcome
@@ -298,7 +303,7 @@ class Slurm:
                         self.merge_seconds += time.perf_counter() - merging
                         merged.append(f"{outcome.student}/{outcome.lesson}")
                         continue
-                    if queue.get(index, ("", ""))[0] == jobs[index]:
+                    if queue is None or queue.get(index, ("", ""))[0] == jobs[index]:
                         gone_since.pop(index, None)
                         continue
                     first = gone_since.setdefault(index, time.monotonic())
@@ -331,7 +336,7 @@ class Slurm:
                 running = sum(
                     1
                     for index in pending
-                    if queue.get(index, ("", ""))[0] == jobs[index]
+                    if (queue or {}).get(index, ("", ""))[0] == jobs[index]
                     and queue[index][1] in ("RUNNING", "COMPLETING")
                 )
                 queued = len(pending) - running
