@@ -23,7 +23,7 @@ from grading_helpers import LESSON, copy_course
 from slurm import slurm_daemons, throwaway_slurm  # noqa: F401 (fixtures)
 
 from course_lib import grading
-from course_lib.grading.slurm import RESUBMITTED
+from course_lib.grading.slurm import RESUBMITTED, max_array_size
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
@@ -111,6 +111,8 @@ def test_what_cannot_work_is_refused_before_anything_is_submitted(
     assert not (root / ".nbgrader").exists()
     assert throwaway_slurm.jobs() == []
     assert list(shared.iterdir()) == []
+    # The limit run() checks before writing or submitting anything, read from scontrol.
+    assert max_array_size() == 1001  # Slurm's default
 
 
 def test_a_class_grades_through_slurm_as_locally_and_a_cancelled_element_is_resubmitted(

@@ -278,6 +278,14 @@ class Slurm:
         if not submit:
             return
         self.merge_seconds = 0.0
+        limit = max_array_size()
+        if limit is not None and len(submit) > limit - 1:
+            raise RuntimeError(
+                f"{len(submit)} submissions do not fit one job array: this Slurm's "
+                f"MaxArraySize is {limit} (array indices 0-{limit - 1}); ask the cluster's "
+                "administrators to raise it, or grade fewer lessons at once (LESSONS=...). "
+                "Nothing was submitted."
+            )
         run = self._write_run(workspace, submit)
         script = self._script(run, submit[0].task_timeout)
         pending = set(range(len(submit)))
@@ -358,6 +366,18 @@ class Slurm:
         finally:
             with contextlib.suppress(OSError):
                 shutil.rmtree(run)
+
+
+def max_array_size():
+    """Slurm's ``MaxArraySize`` (``scontrol show config``), or None when it cannot be read."""
+    if shutil.which("scontrol") is None:
+        return None
+    done = _command("scontrol", "show", "config", check=False)
+    for line in done.stdout.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "MaxArraySize" and value.strip().isdigit():
+            return int(value.strip())
+    return None
 
 
 def progress_line(done, running, queued, total, width=20):
