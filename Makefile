@@ -109,8 +109,13 @@ release: $(STAMP)
 check-release: $(STAMP)
 	$(GRADING) check-release $(LESSON_ARGS)
 
+# ON=slurm grades every (student, lesson) as an element of one Slurm job array
+# (docs_big_class.md); SHARED, PARTITION, ACCOUNT, TIME, MEM, else nbgrader_config.py.
+ON ?= local
+SLURM_ARGS = $(foreach v,SHARED PARTITION ACCOUNT TIME MEM,$(if $($(v)),--$(shell echo $(v) | tr A-Z a-z) $($(v))))
+
 grade: $(STAMP)
-	$(GRADING) grade $(SUBMISSIONS) $(LESSON_ARGS) $(JOB_ARGS)
+	$(GRADING) grade $(SUBMISSIONS) $(LESSON_ARGS) $(JOB_ARGS) --on $(ON) $(SLURM_ARGS)
 
 verify-exercises: $(STAMP)
 	$(GRADING) verify-exercises $(LESSON_ARGS) $(JOB_ARGS)

@@ -10,6 +10,14 @@ time: the overhead per notebook is what sequential grading costs beyond it
 Preparing the lessons (their release, the template gradebook) is a fixed
 cost per run, reported apart.
 
+With ``--slurm auto`` (the default; ``here`` uses the Slurm that
+``SLURM_CONF`` names, ``off`` skips it), the same class is graded a third
+time as a Slurm job array (``grade(on="slurm")``) on a throw-away single-node
+Slurm on this host (``tests/slurm.py``), E elements at once, and its rate is
+compared with the E local jobs' (target: at least 0.9). Every run must give
+the same grades. The overhead per notebook of a parallel run is what each of
+its E slots spends per notebook beyond the notebook's own run.
+
 Then the price of the checker kernel: each lesson's reference notebook is
 executed, in the grading sandbox, by the course's two-kernel executor
 (:class:`course_lib.grading.execute.TwoKernelExecute`: test cells in a
@@ -132,12 +140,19 @@ def make_class(folder, course_root, lessons, students):
             shutil.copytree(Path(course_root) / kind / lesson, dest)
 
 
-def grade_class(course_root, submissions, lessons, jobs, sandbox):
+def grade_class(course_root, submissions, lessons, jobs, sandbox, on="local", options=None):
     with tempfile.TemporaryDirectory(prefix="bench-course-") as folder:
         root = Path(folder)
         shutil.copytree(Path(course_root) / "solutions", root / "solutions")
         report = grading.grade(
-            submissions, root, lessons=lessons, jobs=jobs, verbose=False, sandbox=sandbox
+            submissions,
+            root,
+            lessons=lessons,
+            jobs=jobs,
+            verbose=False,
+            sandbox=sandbox,
+            on=on,
+            place_options=options,
         )
     if not report.ok:
         raise SystemExit(f"grading failed: {report.problems}")
@@ -155,6 +170,13 @@ def main():
     parser.add_argument("--sandbox", choices=("on", "off"), default="on")
     parser.add_argument("--root", default=str(grading.REPO_ROOT))
     parser.add_argument("--rounds", type=int, default=2, help="runs of each executor")
+    parser.add_argument(
+        "--slurm",
+        choices=("auto", "here", "off"),
+        default="auto",
+        help="grade the class as a Slurm job array too: on a throw-away Slurm (auto), "
+        "on the one SLURM_CONF names (here), or not (off)",
+    )
     parser.add_argument(
         "--kernels-only", action="store_true", help="only the two-kernel against one-kernel part"
     )
@@ -190,15 +212,97 @@ def throughput(args, sandbox, notebooks):
                 f"(preparing the lessons {report.prepare_seconds:.1f} s, grading "
                 f"{grading_seconds:.1f} s): {rate:.1f} notebooks/min"
             )
+        slurm = slurm_rate(args, sandbox, folder, notebooks, results[args.jobs][1])
     sequential_rate, sequential, sequential_grading = results[1]
-    rate, _, _ = results[args.jobs]
+    rate, _, parallel_grading = results[args.jobs]
     ratio = rate / sequential_rate
     overhead = sequential_grading / notebooks - per_notebook
+    parallel_overhead = parallel_grading * args.jobs / notebooks - per_notebook
     print(f"sandbox: {args.sandbox}; students x lessons: {args.students} x {len(args.lessons)}")
+    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(
+        f"sequential: {sequential_rate:.1f} notebooks/min, overhead {overhead:.1f} s per notebook"
+    )
+    print(
+        f"local: {rate:.1f} notebooks/min on {args.jobs} jobs, "
+        f"overhead {parallel_overhead:.1f} s per notebook per job"
+    )
+    if slurm is not None:
+        slurm_rate_value, slurm_grading = slurm
+        slurm_overhead = slurm_grading * args.jobs / notebooks - per_notebook
+        print(
+            f"slurm: {slurm_rate_value:.1f} notebooks/min on {args.jobs} array tasks at once, "
+            f"overhead {slurm_overhead:.1f} s per notebook per task, "
+            f"{slurm_rate_value / rate:.2f} x local jobs (target >= 0.9)"
+        )
     print(
         f"grading: {rate:.1f} notebooks/min on {args.jobs} jobs, {ratio:.2f} × sequential, "
         f"overhead {overhead:.1f} s per notebook"
     )
+
+
+def _grades(report):
+    return sorted((o.student, o.lesson, o.status, o.score) for o in report.outcomes)
+
+
+def slurm_rate(args, sandbox, submissions, notebooks, local_report):
+    """The class graded as a Slurm job array, E elements at once: (rate, grading seconds)."""
+    if args.slurm == "off":
+        return None
+    import contextlib
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    with contextlib.ExitStack() as stack:
+        if args.slurm == "auto":
+            from slurm import NODE_CPUS, ThrowawaySlurm, find_slurm
+
+            ok, why = find_slurm()
+            if not ok:
+                print(f"slurm: skipped ({why})")
+                return None
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-slurm-"))
+            throwaway = stack.enter_context(ThrowawaySlurm(Path(folder) / "slurm"))
+            stack.enter_context(_environment(throwaway.environment()))
+            cpus = max(1, NODE_CPUS // args.jobs)  # E elements at once on the node
+        else:
+            cpus = 1
+        shared = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-shared-"))
+        from course_lib.grading.slurm import Slurm
+
+        place = Slurm(shared=shared, cpus_per_task=cpus)
+        report = grade_class(args.root, submissions, args.lessons, None, sandbox, place)
+    if _grades(report) != _grades(local_report):
+        raise SystemExit(f"Slurm gave other grades: {_grades(report)} != {_grades(local_report)}")
+    grading_seconds = report.seconds - report.prepare_seconds
+    rate = 60 * notebooks / report.seconds
+    print(
+        f"slurm array: {notebooks} notebooks in {report.seconds:.1f} s (preparing the lessons "
+        f"{report.prepare_seconds:.1f} s, grading {grading_seconds:.1f} s): "
+        f"{rate:.1f} notebooks/min; merging fragments {place.merge_seconds / notebooks:.2f} s "
+        "per notebook (serial, on the instructor's side)"
+    )
+    return rate, grading_seconds
+
+
+def _environment(values):
+    """Set environment variables for a block (the Slurm clients' SLURM_CONF)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def scope():
+        saved = {k: os.environ.get(k) for k in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    return scope()
 
 
 if __name__ == "__main__":

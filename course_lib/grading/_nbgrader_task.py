@@ -15,6 +15,14 @@ The steps call nbgrader's own API (the one its formgrader uses) with the
 configuration read from ``nbgrader_config.py`` in the root. The result file
 is rewritten after every step, so a step that never returns still leaves
 what came before it.
+
+``python -m course_lib.grading._nbgrader_task --worker`` is a worker
+(:mod:`course_lib.grading.worker` starts it): nbgrader is imported once, then
+one spec per line is read from stdin and run, each in its own course root
+with a fresh nbgrader application and configuration, its own environment
+variables (``spec["env"]``, restored afterwards) and its own log
+(``spec["log"]``: the worker's stdout and stderr while it runs). One line of
+JSON answers each spec on the worker's original stdout.
 """
 
 from __future__ import annotations
@@ -114,10 +122,70 @@ def run(spec):
     return result
 
 
+#: Imported once by a worker, before it answers "ready": what every task needs.
+WARM_IMPORTS = (
+    "nbgrader.apps",
+    "nbgrader.api",
+    "nbgrader.preprocessors",
+    "nbgrader.converters",
+    "course_lib.grading.execute",
+    "course_lib.grading.integrity",
+)
+
+
+def _redirect(log_path):
+    """Point this process's stdout and stderr (file descriptors 1 and 2) at ``log_path``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    target = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(target, 1)
+    os.dup2(target, 2)
+    os.close(target)
+
+
+def run_in_worker(spec):
+    """Run one spec with its environment and log; restore both afterwards."""
+    cwd = os.getcwd()
+    saved = dict(os.environ)
+    os.environ.update(spec.get("env", {}))
+    _redirect(spec["log"])
+    try:
+        result = run(spec)
+        return all(step["success"] for step in result["steps"])
+    except Exception:
+        traceback.print_exc()
+        return False
+    finally:
+        _redirect(os.devnull)
+        os.environ.clear()
+        os.environ.update(saved)
+        os.chdir(cwd)
+
+
+def serve(lines, answer):
+    """The worker's loop: a spec per line of ``lines``, one JSON line to ``answer`` each."""
+    import importlib
+
+    for name in WARM_IMPORTS:
+        importlib.import_module(name)
+    print(json.dumps({"ready": os.getpid()}), file=answer, flush=True)
+    for line in lines:
+        if not line.strip():
+            continue
+        spec = json.loads(line)
+        ok = run_in_worker(spec)
+        print(json.dumps({"done": spec["root"], "ok": ok}), file=answer, flush=True)
+    return 0
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--worker"]:
+        answer = os.fdopen(os.dup(1), "w")  # the protocol keeps the original stdout
+        _redirect(os.devnull)
+        return serve(sys.stdin, answer)
     if len(argv) != 1:
-        raise SystemExit("usage: python -m course_lib.grading._nbgrader_task SPEC.json")
+        raise SystemExit("usage: python -m course_lib.grading._nbgrader_task SPEC.json | --worker")
     result = run(json.loads(Path(argv[0]).read_text()))
     return 0 if all(step["success"] for step in result["steps"]) else 1
 

@@ -41,7 +41,6 @@ from course_lib.grading.runner import (
     generate,
     make_course_root,
     run_steps,
-    run_tasks,
     step_error,
 )
 from course_lib.grading.sandbox import FAILURE_PREFIX, sandbox_problem
@@ -476,6 +475,8 @@ def grade(
     csv_path=None,
     verbose=True,
     sandbox=True,
+    on="local",
+    place_options=None,
 ):
     """Autograde every submission, write feedback, the gradebook and a CSV.
 
@@ -504,6 +505,12 @@ def grade(
         Run every graded notebook in a bubblewrap sandbox
         (:mod:`course_lib.grading.sandbox`). Without it, every row says
         "graded without a sandbox".
+    on : str or place
+        Where the tasks run (:mod:`course_lib.grading.placement`): ``"local"``
+        (``jobs`` at a time on this host) or ``"slurm"`` (a job array,
+        :mod:`course_lib.grading.slurm`), or a place object.
+    place_options : dict, optional
+        The place's settings (for ``"slurm"``: ``shared``, ``partition``, ...).
 
     Returns
     -------
@@ -519,6 +526,10 @@ def grade(
     task_timeout = check_timeout(task_timeout, "task_timeout")
     students = discover_submissions(submissions)
     csv_path = Path(csv_path) if csv_path else course_root / "grades.csv"
+    from course_lib.grading.placement import GradingTask, make_place
+
+    place = make_place(on, **({"jobs": jobs} if on == "local" else {}), **(place_options or {}))
+    place.check(course_root)  # refused at the door: nothing prepared or submitted yet
     check_sandbox(sandbox)
     workspace = Workspace(sandbox=sandbox)
     problems, outcomes = [], []
@@ -548,19 +559,19 @@ def grade(
         template_db = workspace.path / "template.db"
         prepare_seconds = time.time() - started
 
-        def task(student, folder, lesson):
-            return lambda: grade_one(
-                workspace,
+        tasks = [
+            GradingTask(
+                s,
+                f / lesson if (f / lesson).exists() else None,
                 prepared[lesson],
-                student,
-                folder / lesson if (folder / lesson).exists() else None,
                 template_db,
-                timeout=timeout,
-                task_timeout=task_timeout,
+                timeout,
+                task_timeout,
             )
-
-        tasks = [task(s, f, lesson) for lesson in selected for s, f in students.items()]
-        say(f"grading {len(tasks)} submission(s) of {len(students)} student(s), {jobs} at a time")
+            for lesson in selected
+            for s, f in students.items()
+        ]
+        say(f"grading {len(tasks)} submission(s) of {len(students)} student(s), {place.describe()}")
         from nbgrader.api import Gradebook
 
         course_id = course_id_of(template_root)
@@ -597,10 +608,14 @@ def grade(
                         f"{outcome.score:g}/{outcome.max_score:g} ({outcome.seconds:.1f} s)"
                     )
 
-            run_tasks(workspace, tasks, jobs, done)
+            place.run(workspace, tasks, done, say)
         write_csv(csv_path, class_outcomes(outcomes, csv_path, master_db, course_id))
     except (RuntimeError, FileNotFoundError, ValueError) as exc:
         problems.append(str(exc))
+    except KeyboardInterrupt:
+        write_csv(csv_path, outcomes)  # what was merged before the interruption
+        say(f"interrupted: {len(outcomes)} row(s) merged and written to {csv_path}")
+        raise
     finally:
         survivors = workspace.kill_all()
         if survivors:

@@ -11,6 +11,7 @@ from pathlib import Path
 from course_lib.grading.autograde import grade
 from course_lib.grading.config import course_config
 from course_lib.grading.layout import check_course_root
+from course_lib.grading.placement import PLACES
 from course_lib.grading.releases import check_release, release
 from course_lib.grading.report import GradeReport, class_outcomes, write_csv, write_lms_csv
 from course_lib.grading.runner import TASK_TIMEOUT
@@ -84,6 +85,20 @@ def main(argv=None):
             sub.add_argument("submissions", help="folder of <student>/<lesson>/*.ipynb")
             sub.add_argument("--task-timeout", type=float, default=TASK_TIMEOUT)
             sub.add_argument("--csv", help="default: <root>/grades.csv")
+            sub.add_argument(
+                "--on",
+                choices=sorted(PLACES),
+                default="local",
+                help="where tasks run: this host, or one Slurm job array (default: local)",
+            )
+            for option, text in (
+                ("--shared", "slurm: a folder this host and the nodes see"),
+                ("--partition", "slurm: the partition (default: config, then Slurm's)"),
+                ("--account", "slurm: the account to charge"),
+                ("--time", "slurm: each element's time limit (sbatch --time)"),
+                ("--mem", "slurm: each element's memory (sbatch --mem)"),
+            ):
+                sub.add_argument(option, help=text)
     args = parser.parse_args(argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
@@ -116,6 +131,8 @@ def main(argv=None):
                 task_timeout=args.task_timeout,
                 csv_path=args.csv,
                 sandbox=args.sandbox == "on",
+                on=args.on,
+                place_options=_place_options(args),
             )
             return 0 if report.ok else 1
         report = verify_exercises(
@@ -126,9 +143,12 @@ def main(argv=None):
             sandbox=args.sandbox == "on",
         )
         return 0 if report.ok else 1
-    except (ValueError, FileNotFoundError, NotADirectoryError, RuntimeError) as exc:
+    except (ValueError, FileNotFoundError, NotADirectoryError, RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 def _report(root, csv_path):
@@ -167,3 +187,11 @@ def _similarity(args):
         f"{out / 'similarity.csv'}, {out / 'similarity.html'} (no score changed)"
     )
     return 0
+
+
+def _place_options(args):
+    """The command line's settings of the place tasks run on (none for local)."""
+    if args.on == "local":
+        return {}
+    names = ("shared", "partition", "account", "time", "mem")
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}

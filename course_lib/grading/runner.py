@@ -196,12 +196,18 @@ class Workspace:
 
     With ``sandbox=True`` (the default), the grading kernel runs inside a
     bubblewrap sandbox (:mod:`course_lib.grading.sandbox`) and talks to
-    nbgrader over IPC sockets.
+    nbgrader over IPC sockets. With ``workers=True`` (the default), nbgrader
+    steps run on workers that import nbgrader once
+    (:mod:`course_lib.grading.worker`), else in a process each. ``parent``:
+    the folder of the temporary one (default: the system's temporary folder).
     """
 
-    def __init__(self, sandbox=True):
+    def __init__(self, sandbox=True, workers=True, parent=None):
+        from course_lib.grading.worker import WorkerPool
+
         self.sandbox = bool(sandbox)
-        self.path = Path(tempfile.mkdtemp(prefix="course-grading-"))
+        self.path = Path(tempfile.mkdtemp(prefix="course-grading-", dir=parent))
+        self.pool = WorkerPool(self) if workers else None
         # COURSE_GRADING_KEEP=1 keeps the temporary course roots, to debug.
         self.keep = os.environ.get("COURSE_GRADING_KEEP") == "1"
         self.run_id = uuid.uuid4().hex
@@ -260,6 +266,8 @@ class Workspace:
         return [describe(p) for p in stop(find_marked(RUN_VAR, self.run_id))]
 
     def cleanup(self):
+        if self.pool is not None:
+            self.pool.close()
         if not self.keep:
             shutil.rmtree(self.path, ignore_errors=True)
 
@@ -330,15 +338,27 @@ def run_steps(workspace, root, steps, *, timeout=TASK_TIMEOUT, settle=SETTLE_SEC
     spec_path.write_text(
         json.dumps({"root": str(root), "result": str(result_path), "steps": steps})
     )
-    run = run_isolated(
-        [sys.executable, "-m", "course_lib.grading._nbgrader_task", str(spec_path)],
-        cwd=root,
-        env=workspace.env(task_id, root, attempt),
-        log_path=root / "nbgrader.log",
-        timeout=timeout,
-        marker=(TASK_VAR, task_id),
-        settle=settle,
-    )
+    env = workspace.env(task_id, root, attempt)
+    if workspace.pool is not None:
+        run = workspace.pool.run(
+            task_id,
+            root,
+            steps,
+            env=env,
+            log_path=root / "nbgrader.log",
+            timeout=timeout,
+            settle=settle,
+        )
+    else:
+        run = run_isolated(
+            [sys.executable, "-m", "course_lib.grading._nbgrader_task", str(spec_path)],
+            cwd=root,
+            env=env,
+            log_path=root / "nbgrader.log",
+            timeout=timeout,
+            marker=(TASK_VAR, task_id),
+            settle=settle,
+        )
     with contextlib.suppress(OSError, ValueError, KeyError):
         result = json.loads(result_path.read_text())
         run.steps = result["steps"]
