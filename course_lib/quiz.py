@@ -9,11 +9,11 @@ the answer nor why before the student has found it. A quiz cell is short::
     quiz.check(answer_copies, "l1-copies")
 
 :func:`check` prints one line at once: "Correct!" and the explanation,
-"Not quite" and the hint, or what to replace. The graded twin of the cell
-asserts :func:`is_correct` on the same answer, with the key written in the test
-itself, through a fresh copy of this file (``runpy.run_path``): a student cell
-that replaces ``quiz.is_correct`` cannot change the grade. So this module
-imports the standard library only, and keeps no state.
+"Not quite" and the hint, or what to replace. The graded check of the cell,
+:func:`course_lib.checking.check_quiz`, asks for the answer's value as data and
+calls :func:`is_correct` in the checker kernel, apart from the student's code:
+nothing a student cell replaces here can change the grade. This module imports
+the standard library only, and keeps no state.
 
 Answers are normalised before hashing, so that every fair form of an answer
 matches: ``"AdaBoost "`` and ``"adaboost"``; ``60``, ``numpy.int64(60)`` and
