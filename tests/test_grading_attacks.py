@@ -21,6 +21,7 @@ above are the two-kernel design's doing.
 """
 
 import ast
+import csv
 import json
 import re
 import shutil
@@ -42,7 +43,7 @@ COURSE = FIXTURES / "attack_course"
 SUBMISSIONS = FIXTURES / "attack_submissions"
 SOLUTION = COURSE / "solutions" / LESSON / f"{LESSON}.ipynb"
 #: Honest submissions that must keep full marks.
-FULL_MARKS = ("reference", "forms", "helpers")
+FULL_MARKS = ("reference", "forms", "helpers", "copycat")
 #: The ten kinds of attack that won full marks when tests shared the student's kernel.
 ISSUE_KINDS = (
     "reach_checker",
@@ -89,6 +90,8 @@ def honest_cells(student):
         return set(POINTS)
     if student == "blank":
         return set()
+    if student == "copycat":  # a copy of a classmate's notebook
+        student = "forms"
     return set(read_source(SOURCES / f"{student}.py")[0])
 
 
@@ -163,10 +166,22 @@ def test_honest_work_in_any_form_keeps_full_marks(class_graded):
 
 
 def test_a_value_that_is_not_data_fails_its_test_naming_its_type(class_graded):
+    """The row's message (grades.csv) says, per failed test, what crossed instead of data."""
     _, report = class_graded
-    failures = " ".join(report.outcome("not_data", LESSON).failures)
+    with open(report.csv_path, newline="") as handle:
+        rows = {row["student"]: row for row in csv.DictReader(handle)}
+    message = rows["not_data"]["message"]
     for kind in ("generator", "mappingproxy", "function"):
-        assert kind in failures, failures
+        assert kind in message, message
+    assert rows["not_data"]["score"] == f"{report.outcome('not_data', LESSON).score:g}"
+
+
+def test_a_quiz_key_can_be_tried_by_hand_or_by_code():
+    """What grading does not guarantee: a quiz's key ships with course_lib, so trying
+    every option in the notebook finds the answer; the on-the-spot check is practice."""
+    from course_lib import quiz
+
+    assert [guess for guess in range(100) if quiz.is_correct(guess, "l4-halving")] == [2]
 
 
 def test_a_reply_built_to_exhaust_the_checker_fails_only_its_own_tests(class_graded):
