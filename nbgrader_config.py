@@ -41,6 +41,6 @@ c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, ClearH
 
 # Released quiz cells keep their `answer = ...` line instead of nbgrader's
 # `raise NotImplementedError()`: an unanswered quiz prints one line, no traceback.
-from course_lib._quiz_release import use_quiz_stubs  # noqa: E402
+from course_lib.grading._quiz_release import use_quiz_stubs  # noqa: E402
 
 use_quiz_stubs(c)
