@@ -131,7 +131,7 @@ def class_graded(tmp_path_factory):
     shutil.copytree(
         SUBMISSIONS, submissions, dirs_exist_ok=True, ignore=shutil.ignore_patterns("_sources")
     )
-    report = grading.grade(submissions, root, jobs=2, timeout=120, verbose=False)
+    report = grading.grade(submissions, root, jobs=2, timeout=90, verbose=False)
     print(report.table())
     return root, report
 
