@@ -33,7 +33,16 @@ import time
 
 import psutil
 
-__all__ = ["alive", "describe", "find_marked", "process_tree", "stop", "stop_or_raise", "wait_gone"]
+__all__ = [
+    "alive",
+    "describe",
+    "find_marked",
+    "process_tree",
+    "settle_then_stop",
+    "stop",
+    "stop_or_raise",
+    "wait_gone",
+]
 
 #: Seconds between two looks at processes that should exit.
 POLL_SECONDS = 0.05
@@ -231,3 +240,26 @@ def describe(proc):
         return f"{proc.pid} ({proc.name()} {cmdline})".strip()
     except psutil.Error:
         return str(proc.pid)
+
+
+def settle_then_stop(candidates, settle):
+    """Give what ``candidates()`` lists ``settle`` seconds to exit, then stop the rest by PID.
+
+    ``candidates`` is called again after the wait (a process may have started
+    another meanwhile). Returns ``(lingering, killed, survivors, waited)``: the
+    descriptions of the processes alive at first, of those stopped, of those
+    that survived SIGKILL, and the seconds waited.
+
+    Examples
+    --------
+    >>> settle_then_stop(lambda: [], 1.0)[:3]
+    ([], [], [])
+    """
+    left = candidates()
+    lingering = [describe(p) for p in left]
+    started = time.monotonic()
+    left = wait_gone(left, settle)
+    left = candidates() if left else left
+    killed = [describe(p) for p in left]
+    survivors = [describe(p) for p in stop(left)]
+    return lingering, killed, survivors, time.monotonic() - started

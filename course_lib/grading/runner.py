@@ -30,7 +30,7 @@ from pathlib import Path
 import joblib
 import psutil
 
-from course_lib._processes import alive, describe, find_marked, stop, wait_gone
+from course_lib._processes import alive, describe, find_marked, settle_then_stop, stop
 from course_lib.grading import sandbox as sandboxing
 from course_lib.grading.execute import CHECKER_KERNEL
 from course_lib.grading.layout import RELEASE_DIR, SOURCE_DIR, course_root_of
@@ -174,17 +174,13 @@ def run_isolated(command, *, cwd, env, log_path, timeout, marker, settle=SETTLE_
             found.setdefault(p.pid, p)
         return list(found.values())
 
-    left = candidates()
-    lingering = [describe(p) for p in left]
-    waited = time.monotonic()
-    left = wait_gone(left, 0 if timed_out else settle)
-    left = candidates() if left else left
-    leftovers = [describe(p) for p in left]
-    survivors = [describe(p) for p in stop(left)]
+    lingering, leftovers, survivors, waited = settle_then_stop(
+        candidates, 0 if timed_out else settle
+    )
     with open(log_path, "a") as log:
         print(
             f"== processes: {len(lingering)} alive when the runner exited {lingering}, "
-            f"waited {time.monotonic() - waited:.1f} s; killed {leftovers}; "
+            f"waited {waited:.1f} s; killed {leftovers}; "
             f"could not kill {survivors}",
             file=log,
         )

@@ -33,7 +33,7 @@ import time
 
 import psutil
 
-from course_lib._processes import alive, describe, find_marked, stop, wait_gone
+from course_lib._processes import alive, find_marked, settle_then_stop
 
 __all__ = ["Worker", "WorkerPool", "READY_TIMEOUT"]
 
@@ -210,18 +210,14 @@ class WorkerPool:
                 found.setdefault(p.pid, p)
             return list(found.values())
 
-        left = candidates()
-        lingering = [describe(p) for p in left]
-        waited = time.monotonic()
-        left = wait_gone(left, 0 if timed_out else settle)
-        left = candidates() if left else left
-        leftovers = [describe(p) for p in left]
-        survivors = [describe(p) for p in stop(left)]
+        lingering, leftovers, survivors, waited = settle_then_stop(
+            candidates, 0 if timed_out else settle
+        )
         with open(log_path, "a") as log:
             print(
                 f"== worker {worker.proc.pid} (task {worker.tasks}): {len(lingering)} "
                 f"process(es) alive when the task ended {lingering}, waited "
-                f"{time.monotonic() - waited:.1f} s; killed {leftovers}; could not kill "
+                f"{waited:.1f} s; killed {leftovers}; could not kill "
                 f"{survivors}",
                 file=log,
             )
