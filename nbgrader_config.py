@@ -33,6 +33,8 @@ c.Execute.timeout = 300
 # The kernel that grades: Python 3 of the course's environment, started with
 # minimal tracebacks, so that a failing hidden test shows its error
 # ("AssertionError") and not its source lines in outputs and feedback.
+# `make grade` puts course_lib.grading.execute in Execute's place: these settings
+# then apply to both its kernels, the student's and the checker that runs the tests.
 c.Execute.kernel_name = "python3"
 c.Execute.extra_arguments = ["--InteractiveShell.xmode=Minimal"]
 
@@ -41,6 +43,6 @@ c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, ClearH
 
 # Released quiz cells keep their `answer = ...` line instead of nbgrader's
 # `raise NotImplementedError()`: an unanswered quiz prints one line, no traceback.
-from course_lib._quiz_release import use_quiz_stubs  # noqa: E402
+from course_lib.grading._quiz_release import use_quiz_stubs  # noqa: E402
 
 use_quiz_stubs(c)

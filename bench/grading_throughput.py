@@ -10,11 +10,23 @@ time: the overhead per notebook is what sequential grading costs beyond it
 Preparing the lessons (their release, the template gradebook) is a fixed
 cost per run, reported apart.
 
+Then the price of the checker kernel: each lesson's reference notebook is
+executed, in the grading sandbox, by the course's two-kernel executor
+(:class:`course_lib.grading.execute.TwoKernelExecute`: test cells in a
+checker kernel, reaching the student's kernel over the channel) and by
+nbgrader's plain ``Execute`` (one kernel: the same test cells, with the
+handle in-process), alternately, ``--rounds`` times each. The last line, the
+headline, is the ratio of their median times (target: at most 1.2).
+
     python bench/grading_throughput.py --students 4 --lessons 01_parallel_primer --jobs 2
+    python bench/grading_throughput.py --kernels-only --root tests/fixtures/course \\
+        --lessons 00_fixture
 """
 
 import argparse
+import os
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -41,6 +53,74 @@ def execution_seconds(lesson_dir):
                 resources={"metadata": {"path": str(work)}},
             ).execute()
         return time.perf_counter() - started
+
+
+def executor_seconds(executor_class, notebook, workspace, sandbox):
+    """Seconds ``executor_class`` takes to execute ``notebook`` as autograde would."""
+    from traitlets.config import Config
+
+    from course_lib.grading import sandbox as sandboxing
+    from course_lib.grading.runner import CHECKER_DIR, RUNTIME_DIR
+
+    root = workspace.new_dir("bench")
+    work = root / "autograded" / notebook.parent.name
+    shutil.copytree(notebook.parent, work)
+    config = Config()
+    config.Execute.timeout = 600
+    config.Execute.kernel_name = "python3"
+    config.Execute.extra_arguments = ["--InteractiveShell.xmode=Minimal"]
+    config.TwoKernelExecute.checker_runtime_dir = str(root / CHECKER_DIR)
+    if sandbox:
+        (root / RUNTIME_DIR).mkdir()
+        config.KernelManager.transport = "ipc"
+        config.KernelManager.connection_file = str(root / RUNTIME_DIR / "kernel.json")
+        config.KernelManager.ip = str(root / RUNTIME_DIR / "kernel-ipc")
+    env = workspace.env("bench", root)
+    saved, cwd = dict(os.environ), os.getcwd()
+    os.environ.update({k: env[k] for k in ("JUPYTER_PATH", sandboxing.SANDBOX_DIR_VAR)})
+    os.chdir(work)
+    try:
+        nb = nbformat.read(work / notebook.name, 4)
+        started = time.perf_counter()
+        executor_class(config=config).preprocess(
+            nb, {"metadata": {"path": str(work)}, "unique_key": notebook.stem}
+        )
+        return time.perf_counter() - started
+    finally:
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def kernel_ratio(root, lessons, rounds, sandbox):
+    """Median seconds per notebook: two kernels, one kernel; printed, and their ratio."""
+    from nbgrader.preprocessors import Execute
+
+    from course_lib.grading.execute import TwoKernelExecute
+    from course_lib.grading.runner import Workspace
+
+    workspace = Workspace(sandbox=sandbox)
+    times = {"two kernels": [], "one kernel": []}
+    try:
+        notebooks = [
+            p for lesson in lessons for p in sorted((root / "solutions" / lesson).glob("*.ipynb"))
+        ]
+        for _ in range(rounds):
+            for path in notebooks:
+                times["two kernels"].append(
+                    executor_seconds(TwoKernelExecute, path, workspace, sandbox)
+                )
+                times["one kernel"].append(executor_seconds(Execute, path, workspace, sandbox))
+    finally:
+        workspace.kill_all()
+        workspace.cleanup()
+    two, one = (statistics.median(times[k]) for k in ("two kernels", "one kernel"))
+    for name, values in times.items():
+        print(
+            f"{name}: median {statistics.median(values):.1f} s per notebook "
+            f"({', '.join(f'{v:.1f}' for v in values)})"
+        )
+    return two / one
 
 
 def make_class(folder, course_root, lessons, students):
@@ -74,9 +154,22 @@ def main():
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--sandbox", choices=("on", "off"), default="on")
     parser.add_argument("--root", default=str(grading.REPO_ROOT))
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each executor")
+    parser.add_argument(
+        "--kernels-only", action="store_true", help="only the two-kernel against one-kernel part"
+    )
     args = parser.parse_args()
     sandbox = args.sandbox == "on"
     notebooks = args.students * len(args.lessons)
+    if not args.kernels_only:
+        throughput(args, sandbox, notebooks)
+    ratio = kernel_ratio(Path(args.root).resolve(), args.lessons, args.rounds, sandbox)
+    print(f"sandbox: {args.sandbox}; lessons: {', '.join(args.lessons)}; rounds: {args.rounds}")
+    print(f"checker kernel: {ratio:.2f} x the one-kernel time per notebook (target <= 1.2)")
+
+
+def throughput(args, sandbox, notebooks):
+    """Grading a class with 1 job and with E jobs: rates, their ratio, overhead."""
 
     run_time = {
         lesson: execution_seconds(Path(args.root) / "solutions" / lesson) for lesson in args.lessons

@@ -69,3 +69,27 @@ def test_a_check_is_one_function_in_the_list():
     checked = check_submission(nb, released, released, [*SUBMISSION_CHECKS, no_prints])
     assert checked.notes == ["prints"]
     assert not checked.flagged
+
+
+def test_a_cell_added_with_test_metadata_becomes_the_students_own():
+    """A cell marked as a test that the release does not have would run in the checker:
+    it loses its nbgrader metadata, and the row says so."""
+    from course_lib.grading.execute import is_test_cell
+
+    released = nbformat.read(RELEASED, 4)
+    nb = nbformat.read(RELEASED, 4)
+    forged = nbformat.v4.new_code_cell("import course_lib.checking as c; c.check = print")
+    forged.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True, "points": 9}
+    named = nbformat.v4.new_code_cell("print('a test of mine')")
+    named.metadata["nbgrader"] = {**forged.metadata["nbgrader"], "grade_id": "test-mine"}
+    nb.cells[3:3] = [forged, named]
+    assert is_test_cell(named)  # control: as submitted, it looks like a test
+    checked = check_submission(nb, released, nbformat.read(SOLUTION, 4))
+    assert checked.flagged
+    assert (
+        "added cell(s) with nbgrader metadata cell 4, test-mine: run as the student's own "
+        "cells, not graded" in checked.notes
+    )
+    assert "nbgrader" not in forged.metadata and "nbgrader" not in named.metadata
+    assert not any(is_test_cell(c) for c in (forged, named))
+    assert sum(is_test_cell(c) for c in nb.cells) == 3  # the release's own tests

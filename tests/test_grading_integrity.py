@@ -1,19 +1,15 @@
-"""Fair and tamper-evident grading steps, each on its own (the whole pipeline: test_tamper.py)."""
+"""Fair grading steps, each on its own (the whole pipeline: test_grading_autograde.py)."""
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from course_lib.grading.checks import SubmittedNotebook
 from course_lib.grading.integrity import (
     STDERR_NOTE,
     StderrAsNote,
-    arm_guard,
-    check_tampering,
     configure_nbgrader,
     scrub_handback,
     stderr_notes,
 )
-from course_lib.guard import guard_files
 
 
 def _graded(source, outputs=()):
@@ -21,23 +17,6 @@ def _graded(source, outputs=()):
     cell.metadata["nbgrader"] = {"grade": True, "grade_id": "test-x", "locked": True, "points": 1}
     cell.outputs = list(outputs)
     return cell
-
-
-def test_check_tampering_flags_and_withholds_with_the_reasons():
-    answer = new_code_cell("from course_lib import quiz\nquiz.check = print")
-    answer.metadata["nbgrader"] = {"grade_id": "ex-a", "solution": True}
-    sub = SubmittedNotebook(new_notebook(cells=[answer]), new_notebook(), new_notebook())
-    check_tampering(sub)
-    assert sub.flagged
-    assert sub.notes == sub.withheld == ["cell ex-a replaces course_lib.quiz.check"]
-
-
-def test_check_tampering_leaves_a_fair_submission_alone():
-    sub = SubmittedNotebook(
-        new_notebook(cells=[new_code_cell("x = 1")]), new_notebook(), new_notebook()
-    )
-    check_tampering(sub)
-    assert not sub.flagged and sub.notes == [] and sub.withheld == []
 
 
 def test_stderr_of_a_graded_cell_becomes_a_note_and_an_error_still_fails():
@@ -62,32 +41,23 @@ def test_stderr_notes_name_the_cell(tmp_path):
     assert stderr_notes(tmp_path) == ["test-x printed warnings on stderr (they cost no points)"]
 
 
-def test_configure_nbgrader_loads_the_guard_and_keeps_the_course_arguments():
+def test_configure_nbgrader_puts_two_kernels_in_executes_place_and_keeps_the_arguments():
     from nbgrader.converters import Autograde
     from nbgrader.preprocessors import Execute
     from traitlets.config import Config
 
+    from course_lib.grading.execute import TwoKernelExecute
+
     c = Config()
     c.Execute.extra_arguments = ["--InteractiveShell.xmode=Minimal"]
     configure_nbgrader(c)
-    assert c.Execute.extra_arguments == [
-        "--InteractiveShell.xmode=Minimal",
-        "--InteractiveShellApp.extensions=course_lib.guard",
-    ]
+    assert c.Execute.extra_arguments == ["--InteractiveShell.xmode=Minimal"]
     steps = c.Autograde.autograde_preprocessors
-    assert steps[steps.index(Execute) + 1] is StderrAsNote
+    assert Execute not in steps
+    assert steps[steps.index(TwoKernelExecute) + 1] is StderrAsNote
     assert len(steps) == len(Autograde.class_traits()["autograde_preprocessors"].default()) + 1
-
-
-def test_arm_guard_leaves_a_fresh_private_secret(tmp_path):
-    record, secret_file = guard_files(tmp_path / "rt")
-    first = arm_guard(tmp_path / "rt")
-    with open(record, "w") as file:
-        file.write("old\n")
-    second = arm_guard(tmp_path / "rt")
-    assert first != second and open(secret_file).read() == second
-    assert (tmp_path / "rt" / "course-guard.secret").stat().st_mode & 0o077 == 0
-    assert not (tmp_path / "rt" / "course-guard.jsonl").exists()  # each attempt starts clean
+    # Both kernels get the course's settings of Execute (timeout, arguments).
+    assert TwoKernelExecute(config=c).extra_arguments == ["--InteractiveShell.xmode=Minimal"]
 
 
 def test_scrub_handback_removes_hidden_lines_and_keeps_the_page(tmp_path):

@@ -1,10 +1,10 @@
 """The sandbox and the retries, graded for real on a busy host.
 
 The sandbox fixture course (``tests/fixtures/sandbox_course``, no cluster:
-fast) is graded once, two at a time, while two CPU burners keep both cores
-busy. ``ada`` hands in two references; ``spy`` hands in a right answer and
-code that tries to read and write what it must not, looks at the network
-interfaces and leaves a process running. Everything it tried is printed in its autograded
+fast) is graded once, two at a time. ``ada`` hands in two references;
+``spy`` hands in a right answer and code that tries to read and write what
+it must not (the checker's folder too), looks at the network interfaces and
+leaves a process running. Everything it tried is printed in its autograded
 notebook, which the tests read.
 """
 
@@ -25,7 +25,6 @@ from course_lib import _processes, grading
 from course_lib.grading.sandbox import sandbox_problem
 
 COURSE = FIXTURES / "sandbox_course"
-BURNER = "while True: pass"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -50,6 +49,9 @@ def class_graded(tmp_path_factory):
             "repo_solutions": str(solution or grading.REPO_ROOT / "solutions"),
             "course_gradebook": str(root / ".nbgrader" / "gradebook.db"),
             "task_gradebook": "../../../gradebook.db",
+            # The checker's own folder: its channel spec and connection file.
+            "checker_spec": "../../../rc/channel.json",
+            "checker_connection": "../../../rc/kernel.json",
             "other_student": str(submissions / "ada" / "01_flaky_setup" / "01_flaky_setup.ipynb"),
             "grader_home": str(home / "secret.txt"),
         },
@@ -58,19 +60,16 @@ def class_graded(tmp_path_factory):
             "other_student_write": str(submissions / "ada" / "01_flaky_setup" / "planted.txt"),
             "grader_home_write": str(home / "planted.txt"),
             "task_root": "../../../planted.txt",
+            "checker_log": "../../../rc/sent.jsonl",
             "private_tmp": f"/tmp/course-probe-{token}",
             "scratch": "probe-scratch.txt",
         },
         "escapee": token,
     }
-    burners = [subprocess.Popen([sys.executable, "-c", BURNER]) for _ in range(2)]
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("COURSE_TEST_PROBE", json.dumps(targets))
-            patch.setenv("HOME", str(home))
-            report = grading.grade(submissions, root, jobs=2, timeout=120, verbose=False)
-    finally:
-        _processes.stop(burners)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COURSE_TEST_PROBE", json.dumps(targets))
+        patch.setenv("HOME", str(home))
+        report = grading.grade(submissions, root, jobs=2, timeout=120, verbose=False)
     print(report.table())
     return root, report, targets, home
 
@@ -85,7 +84,7 @@ def _probe(root):
     raise AssertionError("the spy's probe printed nothing")
 
 
-def test_a_right_answer_gets_full_marks_under_load(class_graded):
+def test_a_right_answer_gets_full_marks(class_graded):
     root, report, _, _ = class_graded
     assert report.ok, report.problems
     spy = report.outcome("spy", "00_probe")
@@ -106,7 +105,13 @@ def test_the_sandbox_hides_the_course_the_task_and_the_grader(class_graded):
 def test_the_sandbox_writes_only_to_its_scratch_copy(class_graded):
     root, report, targets, home = class_graded
     found = _probe(root)
-    outside = ("course_root", "other_student_write", "grader_home_write", "task_root")
+    outside = (
+        "course_root",
+        "other_student_write",
+        "grader_home_write",
+        "task_root",
+        "checker_log",
+    )
     for name in outside:
         assert found[name] != "written", (name, found)
     assert not (root / "planted.txt").exists()

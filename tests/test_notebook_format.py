@@ -1,4 +1,4 @@
-"""course_lib._notebook_format: notebooks stored as JupyterLab writes them."""
+"""course_lib.grading._notebook_format: notebooks stored as JupyterLab writes them."""
 
 import json
 
@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from course_lib import _notebook_format as notebook_format
+from course_lib.grading import _notebook_format as notebook_format
 
 
 def _write(path, language_info):
@@ -27,7 +27,7 @@ def test_normalise_file_writes_the_servers_form_once(tmp_path):
     path = _write(tmp_path / "lesson.ipynb", {"name": "python"})
     assert notebook_format.problems([tmp_path]) == [
         f"{path}: not in the form JupyterLab writes (it would show as modified on opening); "
-        "run `python -m course_lib._notebook_format` on it"
+        "run `python -m course_lib.grading._notebook_format` on it"
     ]
     assert notebook_format.normalise_file(path) is True
     text = path.read_text()

@@ -1,11 +1,11 @@
-"""course_lib._quiz_release: quiz cells are released without a raising stub."""
+"""course_lib.grading._quiz_release: quiz cells are released without a raising stub."""
 
 import nbformat
 from nbgrader.converters import GenerateAssignment
 from nbgrader.preprocessors import ClearSolutions
 from traitlets.config import Config
 
-from course_lib._quiz_release import ClearQuizSolutions, use_quiz_stubs
+from course_lib.grading._quiz_release import ClearQuizSolutions, use_quiz_stubs
 
 QUIZ = """answer_copies = ...  # a whole number
 ### BEGIN SOLUTION

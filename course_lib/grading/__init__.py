@@ -32,8 +32,10 @@ One module per step of the pipeline:
 ``releases``    ``release`` and ``check-release``
 ``leaks``       what a release must not contain
 ``checks``      submission checks, a list of small functions (add one there)
-``integrity``   fair and tamper-evident grading: the tamper check, the run-time guard,
-                warnings as notes, no hidden test in feedback
+``integrity``   fair grading: warnings as notes, no hidden test in feedback
+``execute``     the executor: test cells in a checker kernel, the rest in the student's
+``channel``     what the checker asks the student's kernel, data only
+``sandbox``     the bubblewrap sandboxes of both kernels
 ``runner``      the isolated runner: nbgrader in a process and folder of its own
 ``autograde``   ``grade``: one task per submission, the gradebook merge
 ``verify``      ``verify-exercises``
@@ -43,14 +45,43 @@ One module per step of the pipeline:
 Run ``python -m course_lib.grading --help`` for the command line.
 """
 
-from course_lib.grading.autograde import grade
-from course_lib.grading.cli import main
-from course_lib.grading.layout import RELEASE_DIR, REPO_ROOT, SOURCE_DIR, find_lessons
-from course_lib.grading.leaks import hidden_test_lines, release_leaks, solution_lines
-from course_lib.grading.releases import check_release, release
-from course_lib.grading.report import GradeReport, Outcome, VerifyReport
-from course_lib.grading.runner import RUN_VAR, TASK_VAR, default_jobs
-from course_lib.grading.verify import verify_exercises
+import importlib
+
+#: Where each public name lives; imported on first use, so that a checker
+#: kernel importing :mod:`course_lib.grading.channel` does not load nbgrader.
+_EXPORTS = {
+    "grade": "autograde",
+    "main": "cli",
+    "RELEASE_DIR": "layout",
+    "REPO_ROOT": "layout",
+    "SOURCE_DIR": "layout",
+    "find_lessons": "layout",
+    "hidden_test_lines": "leaks",
+    "release_leaks": "leaks",
+    "solution_lines": "leaks",
+    "check_release": "releases",
+    "release": "releases",
+    "GradeReport": "report",
+    "Outcome": "report",
+    "VerifyReport": "report",
+    "RUN_VAR": "runner",
+    "TASK_VAR": "runner",
+    "default_jobs": "runner",
+    "verify_exercises": "verify",
+}
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "RELEASE_DIR",

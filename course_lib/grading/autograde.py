@@ -11,6 +11,7 @@ copied to the course's ``autograded/``, ``feedback/`` and ``submitted/``.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import sys
 import time
@@ -19,14 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from course_lib.grading.checks import stage_submission
-from course_lib.grading.integrity import (
-    arm_guard,
-    failure_messages,
-    run_time_reasons,
-    scrub_handback,
-    stderr_notes,
-    withheld_note,
-)
+from course_lib.grading.execute import SENT_SUFFIX, TYPES_SUFFIX
+from course_lib.grading.integrity import failure_messages, scrub_handback, stderr_notes
 from course_lib.grading.layout import (
     REPO_ROOT,
     SOURCE_DIR,
@@ -38,7 +33,7 @@ from course_lib.grading.leaks import hidden_test_lines
 from course_lib.grading.notebooks import grade_id, nbgrader_meta, read_notebook
 from course_lib.grading.report import GradeReport, Outcome, write_csv
 from course_lib.grading.runner import (
-    RUNTIME_DIR,
+    AUDIT_DIR,
     TASK_TIMEOUT,
     Workspace,
     check_jobs,
@@ -92,6 +87,24 @@ def timeout_notes(autograded_dir, timeout):
                     label = grade_id(cell) or f"cell {index + 1}"
                     limit = f"the {timeout:g} s" if timeout else "the"
                     notes.append(f"{label} stopped by {limit} timeout")
+    return notes
+
+
+def dead_kernel_notes(autograded_dir):
+    """Notes for a notebook whose kernel died or stopped answering while it ran."""
+    notes = []
+    for path in sorted(Path(autograded_dir).glob("*.ipynb")):
+        with contextlib.suppress(Exception):
+            for index, cell in enumerate(read_notebook(path).cells):
+                for output in cell.get("outputs", []):
+                    if output.get("ename") == "DeadKernelError" and "not run" not in str(
+                        output.get("evalue")
+                    ):
+                        label = grade_id(cell) or f"cell {index + 1}"
+                        notes.append(
+                            f"the notebook's kernel died in {label}: the cells after it did "
+                            "not run and the tests after it failed"
+                        )
     return notes
 
 
@@ -149,7 +162,6 @@ def grade_one(
             shutil.copytree(staged / "submitted", root / "submitted")
         db_path = root / "gradebook.db"
         shutil.copy(template_db, db_path)
-        guard_secret = arm_guard(root / RUNTIME_DIR)
         run = run_steps(workspace, root, steps, timeout=task_timeout, attempt=attempt)
         autograded = root / "autograded" / student / lesson.lesson
         failure = infrastructure_failure(run, root / "nbgrader.log", autograded, setup_cells)
@@ -184,9 +196,9 @@ def grade_one(
     if outcome.autograded is not None:
         outcome.notes.extend(timeout_notes(autograded, run.execute_timeout))
         outcome.notes.extend(stderr_notes(autograded))
-        caught = run_time_reasons(root / RUNTIME_DIR, guard_secret, autograded)
-        outcome.notes.extend(caught)
-        outcome.withheld.extend(caught)
+        died = dead_kernel_notes(autograded)
+        outcome.notes.extend(died)
+        outcome.flagged |= bool(died)
     if outcome.feedback is not None:
         hidden = set()
         for name in lesson.notebooks:
@@ -219,9 +231,6 @@ def grade_one(
                     outcome.manual.append(cell["cell"])
     if outcome.manual:
         outcome.notes.append(f"to grade by hand: {', '.join(outcome.manual)}")
-    if outcome.withheld:
-        outcome.flagged = True
-        outcome.notes.insert(0, withheld_note(outcome.score, outcome.max_score))
     if outcome.autograded is not None:
         outcome.failures = failure_messages(outcome.autograded, outcome.cells)
     return outcome, info
@@ -253,6 +262,8 @@ _KERNEL_START_FAILURES = (
     "kernel_info reply",
     FAILURE_PREFIX,
 )
+#: Words in nbgrader's log when the checker kernel failed (never the student's doing).
+_CHECKER_FAILURES = ("CheckerKernelError",)
 #: Errors of a kernel that the student's code may well have caused.
 _STUDENT_KERNEL_ERRORS = ("DeadKernelError", "UnresponsiveKernelError")
 
@@ -273,6 +284,10 @@ def infrastructure_failure(run, log_path, autograded, setup_cells):
         text = "\n".join([(autograde or {}).get("log") or "", (autograde or {}).get("error") or ""])
         with contextlib.suppress(OSError):
             text += "\n" + Path(log_path).read_text(errors="replace")
+        for words in _CHECKER_FAILURES:
+            if words in text:
+                line = next(x for x in text.splitlines() if words in x).strip()
+                return f"the checker kernel failed ({line[:200]})"
         for words in _KERNEL_START_FAILURES:
             if words in text:
                 line = next(x for x in text.splitlines() if words in x).strip()
@@ -353,10 +368,7 @@ def merge_into_gradebook(master, outcome, task, course_id, max_scores):
         if data is not None:
             notebook.late_submission_penalty = data["penalty"]
         for grade in notebook.grades:
-            if outcome.withheld and grade.max_score:
-                # Changed the rules: no automatic points until a person has looked.
-                grade.auto_score, grade.needs_manual_grade = 0.0, True
-            elif graded and data is not None and grade.name in data["grades"]:
+            if graded and data is not None and grade.name in data["grades"]:
                 grade.auto_score, grade.needs_manual_grade = data["grades"][grade.name]
             else:
                 # Not gradable automatically: zero, left for the instructor to look at.
@@ -371,7 +383,30 @@ def merge_into_gradebook(master, outcome, task, course_id, max_scores):
     outcome.max_score = float(submission.max_score or max_scores.get(outcome.lesson, 0.0))
 
 
-def copy_results(course_root, outcome, folder):
+def copy_audit(audit_dir, log_dir, student):
+    """Copy a task's sent-logs and checker types to ``log_dir`` (one pair per student).
+
+    ``<student>.sent.jsonl`` holds every code sent to the student's kernel,
+    ``<student>.checker-types.json`` the types the checker held at the end
+    (the union over the lesson's notebooks).
+    """
+    sent = sorted(Path(audit_dir).glob(f"*{SENT_SUFFIX}"))
+    found = sorted(Path(audit_dir).glob(f"*{TYPES_SUFFIX}"))
+    if not sent and not found:
+        return
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / f"{student}{SENT_SUFFIX}", "w", encoding="utf-8") as out:
+        for path in sent:
+            out.write(path.read_text(encoding="utf-8"))
+    types = set()
+    for path in found:
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            value = json.loads(path.read_text())
+            types |= set(value) if isinstance(value, list) else {f"?{value}"}
+    (log_dir / f"{student}{TYPES_SUFFIX}").write_text(json.dumps(sorted(types), indent=0))
+
+
+def copy_results(course_root, outcome, folder, audit_dir=None):
     for kind, source in (("autograded", outcome.autograded), ("feedback", outcome.feedback)):
         dest = course_root / kind / outcome.student / outcome.lesson
         shutil.rmtree(dest, ignore_errors=True)
@@ -390,6 +425,8 @@ def copy_results(course_root, outcome, folder):
         log_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(outcome.log, log_dir / f"{outcome.student}.log")
         outcome.log = log_dir / f"{outcome.student}.log"
+    if audit_dir is not None:
+        copy_audit(audit_dir, course_root / ".nbgrader" / "logs" / outcome.lesson, outcome.student)
 
 
 @contextlib.contextmanager
@@ -526,7 +563,8 @@ def grade(
                     )
                 if outcome.status != "missing":
                     folder = students[outcome.student] / outcome.lesson
-                    copy_results(course_root, outcome, folder)
+                    audit = task_info["root"] / AUDIT_DIR if task_info is not None else None
+                    copy_results(course_root, outcome, folder, audit)
                 if outcome.status == "error" and outcome.log is not None:
                     outcome.notes.append(f"log: {outcome.log}")
                 if not outcome.max_score:

@@ -17,7 +17,6 @@ import shutil
 import warnings
 from pathlib import Path
 
-from course_lib.grading.integrity import check_tampering
 from course_lib.grading.notebooks import grade_id, nbgrader_meta, read_notebook
 
 __all__ = [
@@ -46,8 +45,6 @@ class SubmittedNotebook:
         What the checks noticed, in words for the student and the instructor.
     flagged : bool
         True when the instructor should look at it.
-    withheld : list of str
-        Reasons to withhold its automatic points until it is graded by hand.
     """
 
     notebook: object
@@ -55,7 +52,6 @@ class SubmittedNotebook:
     solution: object
     notes: list = dataclasses.field(default_factory=list)
     flagged: bool = False
-    withheld: list = dataclasses.field(default_factory=list)
 
     def first_cells(self):
         """``{grade_id: cell}`` of the submission's first cell of every released id."""
@@ -156,13 +152,36 @@ def check_deleted_cells(sub):
         sub.notes.append(f"deleted answer cell(s) {', '.join(missing_answers)}")
 
 
+def check_added_graded_cells(sub):
+    """Cells a student added with nbgrader metadata become plain cells of theirs.
+
+    A cell marked as a test (``grade``) that the release does not have would
+    otherwise be taken for one: it runs as the student's code, is not graded,
+    and is noted.
+    """
+    released = set(sub.released_cells())
+    added = []
+    for index, cell in enumerate(sub.notebook.cells):
+        meta = nbgrader_meta(cell)
+        marks = grade_id(cell) is not None or any(meta.get(k) for k in _META_KEYS)
+        if marks and grade_id(cell) not in released:
+            added.append(grade_id(cell) or f"cell {index + 1}")
+            del cell.metadata["nbgrader"]
+    if added:
+        sub.notes.append(
+            f"added cell(s) with nbgrader metadata {', '.join(map(str, added))}: run as the "
+            "student's own cells, not graded"
+        )
+        sub.flagged = True
+
+
 #: The checks every submitted notebook goes through, in this order.
 SUBMISSION_CHECKS = [
     check_edited_locked_cells,
     check_cell_metadata,
     check_deleted_cells,
     check_duplicated_cells,
-    check_tampering,
+    check_added_graded_cells,
 ]
 
 
@@ -266,7 +285,6 @@ def stage_submission(outcome, folder, lesson, task_root):
         )
         outcome.notes.extend(checked.notes)
         outcome.flagged |= checked.flagged
-        outcome.withheld.extend(checked.withheld)
         import nbformat
 
         with warnings.catch_warnings():

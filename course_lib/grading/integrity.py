@@ -1,19 +1,13 @@
-"""Fair and tamper-evident grading: the steps that keep the rules the course's.
+"""Fair grading: the steps that keep nbgrader's rules from costing a right answer.
 
-Grading runs the student's code in the student's own kernel, with the tests
-after it, so that code can try to change the rules; and nbgrader's own rules
-can cost a correct answer its points. This module holds the pipeline's
-answers to both, each used by one step of :mod:`course_lib.grading`:
+Verdicts are out of the student's reach by construction: the test cells run
+in a checker kernel apart from the student's (:mod:`course_lib.grading.execute`).
+What is left here, each used by one step of :mod:`course_lib.grading`:
 
-* :func:`check_tampering`, a submission check (:data:`SUBMISSION_CHECKS`):
-  code that changes the rules, read in the submitted cells by
-  :mod:`course_lib.tamper`, flags the submission and withholds its automatic
-  points until a person has looked;
 * :func:`configure_nbgrader`, in every task's ``nbgrader_config.py``: the
-  graded kernel loads :mod:`course_lib.guard`, which checks before every cell
-  what reading cannot see, and :class:`StderrAsNote` keeps a test cell's
-  points when the student's code printed warnings;
-* :func:`arm_guard` before a graded run and :func:`run_time_reasons` after;
+  two-kernel executor in ``Execute``'s place, and :class:`StderrAsNote`, which
+  keeps a test cell's points when something printed warnings;
+* :func:`failure_messages` and :func:`stderr_notes` for ``grades.csv``;
 * :func:`scrub_handback` on the feedback: no line of a hidden test is handed
   back.
 """
@@ -22,25 +16,17 @@ from __future__ import annotations
 
 import html
 import re
-import secrets
 from pathlib import Path
 
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from course_lib.guard import guard_files, read_record
-from course_lib.tamper import scan_notebook
-
 __all__ = [
     "STDERR_NOTE",
     "StderrAsNote",
-    "arm_guard",
-    "check_tampering",
     "configure_nbgrader",
     "failure_messages",
-    "run_time_reasons",
     "scrub_handback",
     "stderr_notes",
-    "withheld_note",
 ]
 
 #: The first line of a graded cell's output that was printed on stderr.
@@ -55,76 +41,17 @@ def _meta(cell):
     return cell.get("metadata", {}).get("nbgrader", {})
 
 
-# -- before grading: the submitted code, read --------------------------------
-
-
-def check_tampering(sub):
-    """Submission check: code that changes the rules is flagged, its points withheld.
-
-    ``sub`` is a :class:`~course_lib.grading.checks.SubmittedNotebook`; each
-    reason of :func:`course_lib.tamper.scan_notebook` becomes a note, and a
-    reason to withhold the automatic points until graded by hand.
-    """
-    reasons = scan_notebook(sub.notebook, sub.released)
-    if reasons:
-        sub.notes.extend(reasons)
-        sub.withheld.extend(reasons)
-        sub.flagged = True
-
-
-# -- the graded run: nbgrader's configuration, the run-time guard ----------------
+# -- the graded run: nbgrader's configuration ------------------------------------
 
 
 def configure_nbgrader(c):
-    """Set a task's nbgrader config ``c``: the guard in the kernel, stderr as a note."""
-    from nbgrader.preprocessors import Execute
+    """Set a task's nbgrader config ``c``: two kernels, stderr of test cells as a note."""
+    from course_lib.grading.execute import TwoKernelExecute, use_two_kernels
 
-    arguments = list(c.Execute.get("extra_arguments", []))
-    c.Execute.extra_arguments = [*arguments, "--InteractiveShellApp.extensions=course_lib.guard"]
-    from nbgrader.converters import Autograde
-
-    steps = list(Autograde.class_traits()["autograde_preprocessors"].default())
-    steps.insert(steps.index(Execute) + 1, StderrAsNote)
+    use_two_kernels(c)
+    steps = list(c.Autograde.autograde_preprocessors)
+    steps.insert(steps.index(TwoKernelExecute) + 1, StderrAsNote)
     c.Autograde.autograde_preprocessors = steps
-
-
-def arm_guard(runtime_dir):
-    """Leave a fresh secret for the guard of the next kernel started in ``runtime_dir``.
-
-    Returns the secret, to read the record back with :func:`run_time_reasons`.
-    """
-    record, secret_file = (Path(p) for p in guard_files(runtime_dir))
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.unlink(missing_ok=True)
-    secret = secrets.token_hex(32)
-    secret_file.write_text(secret)
-    secret_file.chmod(0o600)
-    return secret
-
-
-def run_time_reasons(runtime_dir, secret, autograded_dir):
-    """Reasons the guard recorded while the notebooks of ``autograded_dir`` ran."""
-    import nbformat
-
-    cells, tests = {}, set()
-    for path in sorted(Path(autograded_dir).glob("*.ipynb")):
-        for index, cell in enumerate(nbformat.read(path, as_version=4).cells, start=1):
-            if cell.cell_type != "code" or not cell.get("execution_count"):
-                continue
-            label = _meta(cell).get("grade_id") or str(index)
-            cells[label] = cell.source
-            if _meta(cell).get("grade"):
-                tests.add(label)
-    record, _ = guard_files(runtime_dir)
-    return read_record(record, secret, cells, required=tests)
-
-
-def withheld_note(score, max_score):
-    """The note that says a flagged submission's automatic points are withheld."""
-    return (
-        f"flagged for grading by hand: its automatic points ({score:g}/{max_score:g}) are "
-        "withheld until you grade it in the formgrader"
-    )
 
 
 class StderrAsNote(NbGraderPreprocessor):

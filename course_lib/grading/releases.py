@@ -12,7 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
-from course_lib import _notebook_format
+from course_lib.grading import _notebook_format
 from course_lib.grading.layout import (
     RELEASE_DIR,
     REPO_ROOT,

@@ -1,6 +1,6 @@
 """The isolated runner: nbgrader in a process of its own, nothing left behind.
 
-Every nbgrader step list runs as ``python -m course_lib._nbgrader_task`` in a
+Every nbgrader step list runs as ``python -m course_lib.grading._nbgrader_task`` in a
 temporary course root of its own (a :class:`Workspace` folder), in a session
 of its own, with the run's and the task's markers in its environment. Every
 process it starts (kernel, controller, engines, whatever the student's code
@@ -32,6 +32,7 @@ import psutil
 
 from course_lib._processes import alive, describe, find_marked, stop, wait_gone
 from course_lib.grading import sandbox as sandboxing
+from course_lib.grading.execute import CHECKER_KERNEL
 from course_lib.grading.layout import CONFIG_FILE, RELEASE_DIR, SOURCE_DIR
 
 __all__ = ["RUN_VAR", "TASK_VAR", "default_jobs"]
@@ -48,9 +49,15 @@ KERNEL_SHUTDOWN_SECONDS = 30.0
 
 RUN_VAR = "COURSE_GRADING_RUN"
 TASK_VAR = "COURSE_GRADING_TASK"
-#: The folder of a task root where its kernel's connection file and IPC
+#: The folder of a task root where its student kernel's connection file and IPC
 #: sockets live (short: a socket's path must fit in 107 bytes).
 RUNTIME_DIR = "rt"
+#: The same for the checker kernel, with the channel's spec and the sent-log:
+#: never bound into the student's sandbox.
+CHECKER_DIR = "rc"
+#: The folder of a task root where the executor writes, per notebook, the
+#: sent-log and the checker's types (course_lib.grading.execute).
+AUDIT_DIR = "audit"
 #: The grading attempt (1, 2, 3) of a task, in its kernel's environment.
 ATTEMPT_VAR = "COURSE_GRADING_ATTEMPT"
 
@@ -200,21 +207,26 @@ class Workspace:
         self.run_id = uuid.uuid4().hex
         self._count = 0
         self._lock = threading.Lock()
-        # The grading kernel is this interpreter's ipykernel, whatever other
-        # "python3" kernelspecs the user has installed; in the sandbox, started
-        # by the sandbox's launcher script (standard library only: fast).
-        kernel_dir = self.path / "jupyter" / "kernels" / "python3"
-        kernel_dir.mkdir(parents=True)
-        spec = {
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "Python 3 (course grading)",
-            "language": "python",
+        # The grading kernels are this interpreter's ipykernel, whatever other
+        # "python3" kernelspecs the user has installed: the student's kernel
+        # ("python3") and the checker kernel that runs the test cells
+        # (course_lib.grading.execute). In the sandbox, each is started by the
+        # sandbox's launcher script (standard library only: fast), each in a
+        # sandbox of its own.
+        plain = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        kernels = {
+            "python3": ("Python 3 (course grading)", [sandboxing.__file__]),
+            CHECKER_KERNEL: ("Python 3 (checker)", [sandboxing.__file__, sandboxing.CHECKER]),
         }
-        if self.sandbox:
-            spec["argv"][1:3] = [sandboxing.__file__]
-            # A signal would reach the launcher, not the kernel: interrupt by message.
-            spec["interrupt_mode"] = "message"
-        (kernel_dir / "kernel.json").write_text(json.dumps(spec))
+        for name, (display_name, launcher) in kernels.items():
+            kernel_dir = self.path / "jupyter" / "kernels" / name
+            kernel_dir.mkdir(parents=True)
+            spec = {"argv": list(plain), "display_name": display_name, "language": "python"}
+            if self.sandbox:
+                spec["argv"][1:3] = launcher
+                # A signal would reach the launcher, not the kernel: interrupt by message.
+                spec["interrupt_mode"] = "message"
+            (kernel_dir / "kernel.json").write_text(json.dumps(spec))
 
     def new_dir(self, prefix):
         with self._lock:
@@ -289,17 +301,19 @@ def make_course_root(workspace, prefix, lesson_dirs, db_path=None, timeout=None)
             f"c.KernelManager.connection_file = {str(runtime / 'kernel.json')!r}",
             f"c.KernelManager.ip = {str(runtime / 'kernel-ipc')!r}",
         ]
-    # The run-time guard in the kernel; warnings printed by a test cell are a note.
+    # Test cells in a checker kernel; warnings printed by a test cell are a note.
     lines += [
         "from course_lib.grading.integrity import configure_nbgrader",
         "configure_nbgrader(c)",
+        f"c.TwoKernelExecute.checker_runtime_dir = {str(root / CHECKER_DIR)!r}",
+        f"c.TwoKernelExecute.audit_dir = {str(root / AUDIT_DIR)!r}",
     ]
     (root / "nbgrader_config.py").write_text("\n".join(lines) + "\n")
     return root
 
 
 def run_steps(workspace, root, steps, *, timeout=TASK_TIMEOUT, settle=SETTLE_SECONDS, attempt=1):
-    """Run nbgrader ``steps`` in ``root`` by :mod:`course_lib._nbgrader_task`.
+    """Run nbgrader ``steps`` in ``root`` by :mod:`course_lib.grading._nbgrader_task`.
 
     Processes the sandbox found left behind by a kernel (and killed with its
     PID namespace) count among the run's ``leftovers``.
@@ -311,7 +325,7 @@ def run_steps(workspace, root, steps, *, timeout=TASK_TIMEOUT, settle=SETTLE_SEC
         json.dumps({"root": str(root), "result": str(result_path), "steps": steps})
     )
     run = run_isolated(
-        [sys.executable, "-m", "course_lib._nbgrader_task", str(spec_path)],
+        [sys.executable, "-m", "course_lib.grading._nbgrader_task", str(spec_path)],
         cwd=root,
         env=workspace.env(task_id, root, attempt),
         log_path=root / "nbgrader.log",
@@ -364,24 +378,51 @@ def root_cause(text):
     return errors[0] if errors else "see the log"
 
 
-def generate(workspace, course_root, lessons, db_path, prefix="release"):
+#: Attempts at preparing lessons (nbgrader generate_assignment): it can fail
+#: for reasons that are not the course's (killed for memory, an ``alembic``
+#: process still alive) and pass when run again.
+GENERATE_ATTEMPTS = 3
+#: Seconds between two attempts.
+GENERATE_PAUSE = 3.0
+
+
+def generate(
+    workspace,
+    course_root,
+    lessons,
+    db_path,
+    prefix="release",
+    attempts=GENERATE_ATTEMPTS,
+    pause=GENERATE_PAUSE,
+):
     """nbgrader generate_assignment for ``lessons`` in a temporary root.
 
     Returns the temporary root; its ``lessons/`` folder holds the release.
-    Raises RuntimeError when nbgrader fails.
+    A failure is retried ``attempts - 1`` more times, ``pause`` seconds apart,
+    each time in a fresh root. Raises RuntimeError when every attempt failed,
+    with the cause of each.
     """
     source = Path(course_root) / SOURCE_DIR
-    root = make_course_root(workspace, prefix, {name: source / name for name in lessons}, db_path)
-    if not lessons:
-        (root / RELEASE_DIR).mkdir()
-        return root
-    run = run_steps(workspace, root, [{"action": "generate_assignment", "assignment": "*"}])
-    if run.returncode != 0 or not run.steps or not run.steps[-1].get("success"):
-        raise RuntimeError(
-            f"nbgrader generate_assignment failed for {lessons}: "
-            f"{step_error(run)}\n{log_tail(root / 'nbgrader.log')}"
+    failures = []
+    for attempt in range(1, attempts + 1):
+        root = make_course_root(
+            workspace, prefix, {name: source / name for name in lessons}, db_path
         )
-    return root
+        if not lessons:
+            (root / RELEASE_DIR).mkdir()
+            return root
+        run = run_steps(
+            workspace, root, [{"action": "generate_assignment", "assignment": "*"}], attempt=attempt
+        )
+        if run.returncode == 0 and run.steps and run.steps[-1].get("success"):
+            return root
+        failures.append(f"attempt {attempt}: {step_error(run)}")
+        if attempt < attempts:
+            time.sleep(pause)
+    raise RuntimeError(
+        f"nbgrader generate_assignment failed {attempts} time(s) for {lessons}: "
+        f"{'; '.join(failures)}\n{log_tail(root / 'nbgrader.log')}"
+    )
 
 
 def log_tail(path, lines=30):

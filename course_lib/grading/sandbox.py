@@ -22,6 +22,14 @@ folder bound into the sandbox. The script stays as the sandbox's parent:
 when the kernel exits, any process it left behind is written down (the
 runner reports them) and killed with the whole PID namespace.
 
+The checker kernel, which runs the test cells (:mod:`course_lib.grading.execute`),
+has a sandbox of its own, started by the same script with ``--checker``
+(:func:`checker_bwrap_command`): the system, the Python environment and
+``course_lib/`` read-only, the student's scratch folder read-only, the student
+kernel's sockets, its own runtime folder, loopback only; it shares the host's
+PID namespace, read-only, to see the student kernel's processes from outside.
+Nothing of the checker is bound into the student's sandbox.
+
 Examples
 --------
 >>> problem = sandbox_problem()
@@ -40,13 +48,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["bwrap_command", "describe_host", "sandbox_problem"]
+__all__ = ["bwrap_command", "checker_bwrap_command", "describe_host", "sandbox_problem"]
 
 #: Environment variable naming the folder where the launcher puts scratch
 #: copies and the list of processes left behind (one per grading task).
 SANDBOX_DIR_VAR = "COURSE_SANDBOX_DIR"
 #: Home of the student's code inside the sandbox.
 SANDBOX_HOME = "/tmp/home"
+#: Environment variable naming the folder a student kernel's launcher uses for
+#: its scratch copy (the executor names it, to show it to the checker).
+RUN_DIR_VAR = "COURSE_SANDBOX_RUN"
 #: Suffix of the files where the launcher lists processes left behind.
 LEFTOVERS_SUFFIX = ".leftovers"
 #: What the launcher prints when it cannot make the sandbox (a grading
@@ -74,6 +85,36 @@ def _python_dirs():
     dirs = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}
     dirs.add(Path(os.path.realpath(sys.executable)).parent.parent)
     return sorted(d for d in dirs if not any(str(d).startswith(s + "/") for s in _SYSTEM_DIRS))
+
+
+def _system_argv(bwrap, unshare):
+    """``bwrap``, namespaces, the system and the course's Python, read-only."""
+    # No capabilities: root inside is bound by file modes, and cannot remount.
+    argv = [bwrap, *unshare, "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    for folder in _SYSTEM_DIRS:
+        argv += ["--ro-bind-try", folder, folder]
+    for link in _SYSTEM_LINKS:
+        if os.path.islink(link):
+            argv += ["--symlink", os.readlink(link), link]
+        elif os.path.isdir(link):
+            argv += ["--ro-bind", link, link]
+    for folder in _python_dirs():
+        argv += ["--ro-bind", str(folder), str(folder)]
+    course_lib = _course_lib_dir()
+    argv += ["--ro-bind", str(course_lib), str(course_lib)]
+    data = os.environ.get("COURSE_DATA")
+    if data and os.path.isdir(data):
+        argv += ["--ro-bind", data, data]
+    return argv
+
+
+def _home_argv(workdir):
+    argv = ["--dir", SANDBOX_HOME, "--setenv", "HOME", SANDBOX_HOME]
+    argv += ["--setenv", "IPYTHONDIR", f"{SANDBOX_HOME}/.ipython"]
+    argv += ["--setenv", "MPLCONFIGDIR", f"{SANDBOX_HOME}/.matplotlib"]
+    argv += ["--setenv", "TMPDIR", "/tmp", "--unsetenv", "JUPYTER_PATH"]
+    argv += ["--unsetenv", SANDBOX_DIR_VAR, "--unsetenv", RUN_DIR_VAR, "--chdir", str(workdir)]
+    return argv
 
 
 def bwrap_command(command, *, workdir, scratch, runtime_dir, bwrap="bwrap"):
@@ -105,34 +146,43 @@ def bwrap_command(command, *, workdir, scratch, runtime_dir, bwrap="bwrap"):
     >>> _ancestors("/tmp/grading/task-1/ada", "/tmp/grading/task-1/rt")
     ['/tmp/grading', '/tmp/grading/task-1']
     """
-    # No capabilities: root inside is bound by file modes, and cannot remount.
-    argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
-    for folder in _SYSTEM_DIRS:
-        argv += ["--ro-bind-try", folder, folder]
-    for link in _SYSTEM_LINKS:
-        if os.path.islink(link):
-            argv += ["--symlink", os.readlink(link), link]
-        elif os.path.isdir(link):
-            argv += ["--ro-bind", link, link]
+    argv = _system_argv(bwrap, ["--unshare-all"])
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--tmpfs", "/tmp"]
-    for folder in _python_dirs():
-        argv += ["--ro-bind", str(folder), str(folder)]
-    course_lib = _course_lib_dir()
-    argv += ["--ro-bind", str(course_lib), str(course_lib)]
-    data = os.environ.get("COURSE_DATA")
-    if data and os.path.isdir(data):
-        argv += ["--ro-bind", data, data]
     # The folders above the two writable ones exist only to hold them: read-only.
     for folder in _ancestors(workdir, runtime_dir):
         argv += ["--perms", "0555", "--dir", folder]
     argv += ["--bind", str(scratch), str(workdir)]
     argv += ["--bind", str(runtime_dir), str(runtime_dir)]
-    argv += ["--dir", SANDBOX_HOME, "--setenv", "HOME", SANDBOX_HOME]
-    argv += ["--setenv", "IPYTHONDIR", f"{SANDBOX_HOME}/.ipython"]
-    argv += ["--setenv", "MPLCONFIGDIR", f"{SANDBOX_HOME}/.matplotlib"]
-    argv += ["--setenv", "TMPDIR", "/tmp", "--unsetenv", "JUPYTER_PATH"]
-    argv += ["--unsetenv", SANDBOX_DIR_VAR, "--chdir", str(workdir)]
-    return [*argv, *command]
+    return [*argv, *_home_argv(workdir), *command]
+
+
+def checker_bwrap_command(command, *, workdir, folder, student_runtime, runtime_dir, bwrap="bwrap"):
+    """The ``bwrap`` argv of a checker kernel: its sandbox, apart from the student's.
+
+    The checker sees the system, the course's Python and ``course_lib``
+    read-only, the student's folder read-only at ``workdir`` (what the
+    student's code wrote), the student kernel's runtime folder read-only (its
+    sockets: the channel), its own runtime folder read-write, a private
+    ``/tmp``, loopback only. It shares the host's PID namespace, read-only,
+    to see the student kernel's processes from outside.
+
+    Examples
+    --------
+    >>> argv = checker_bwrap_command(["true"], workdir="/w", folder="/s",
+    ...                              student_runtime="/r", runtime_dir="/c")
+    >>> "--unshare-pid" in argv, ["--ro-bind", "/s", "/w"] == argv[argv.index("/s") - 1:][:3]
+    (False, True)
+    """
+    unshare = [f"--unshare-{kind}" for kind in ("user", "ipc", "net", "uts", "cgroup")]
+    argv = _system_argv(bwrap, unshare)
+    argv += ["--ro-bind", "/proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm"]
+    argv += ["--tmpfs", "/tmp"]
+    for above in _ancestors(workdir, student_runtime, runtime_dir):
+        argv += ["--perms", "0555", "--dir", above]
+    argv += ["--ro-bind", str(folder), str(workdir)]
+    argv += ["--ro-bind", str(student_runtime), str(student_runtime)]
+    argv += ["--bind", str(runtime_dir), str(runtime_dir)]
+    return [*argv, *_home_argv(workdir), *command]
 
 
 def _ancestors(*paths):
@@ -264,9 +314,13 @@ def launch_kernel(kernel_args):
     workdir = Path.cwd()
     base = Path(os.environ[SANDBOX_DIR_VAR])
     base.mkdir(parents=True, exist_ok=True)
-    run_dir = Path(tempfile.mkdtemp(prefix="kernel-", dir=base))
+    if os.environ.get(RUN_DIR_VAR):
+        run_dir = Path(os.environ[RUN_DIR_VAR])  # the executor may have made scratch/
+        run_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        run_dir = Path(tempfile.mkdtemp(prefix="kernel-", dir=base))
     scratch = run_dir / "scratch"
-    shutil.copytree(workdir, scratch, symlinks=True)
+    shutil.copytree(workdir, scratch, symlinks=True, dirs_exist_ok=True)
     connection = Path(kernel_args[kernel_args.index("-f") + 1]).resolve()
     if connection.parent.parent != base.parent:
         # Only a folder of the task's own may be bound: never a shared /tmp.
@@ -319,6 +373,38 @@ def launch_kernel(kernel_args):
     return 70
 
 
+def launch_checker(kernel_args):
+    """Run a checker kernel in a sandbox of its own (the launcher's ``--checker``).
+
+    What it may see comes from the channel's spec (:mod:`course_lib.grading.channel`),
+    named by ``COURSE_STUDENT_CHANNEL``, which the executor writes in the
+    checker's own runtime folder next to the connection file. ``bwrap`` replaces
+    this process: the kernel manager signals the sandbox directly.
+    """
+    import json
+
+    connection = Path(kernel_args[kernel_args.index("-f") + 1]).resolve()
+    try:
+        spec = json.loads(Path(os.environ["COURSE_STUDENT_CHANNEL"]).read_text())
+        sandbox = spec["sandbox"]
+    except (KeyError, OSError, ValueError) as exc:
+        print(f"{FAILURE_PREFIX} the checker has no channel spec ({exc!r})", file=sys.stderr)
+        return 70
+    inside = [sys.executable, "-m", "ipykernel_launcher", *kernel_args]
+    argv = checker_bwrap_command(
+        inside,
+        workdir=sandbox["workdir"],
+        folder=sandbox["folder"],
+        student_runtime=sandbox["student_runtime"],
+        runtime_dir=connection.parent,
+    )
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        print(f"{FAILURE_PREFIX} bwrap could not start: {exc}", file=sys.stderr, flush=True)
+    return 70
+
+
 def _watch_kernel(write_fd, kernel_args):
     """Inside the sandbox: run the kernel, say when it exits, wait to be killed."""
     kernel = subprocess.Popen([sys.executable, "-m", "ipykernel_launcher", *kernel_args])
@@ -331,9 +417,12 @@ def _watch_kernel(write_fd, kernel_args):
 
 
 _INSIDE = "--inside-sandbox"
+CHECKER = "--checker"
 
 if __name__ == "__main__":
     if sys.argv[1:2] == [_INSIDE]:
         _watch_kernel(int(sys.argv[2]), sys.argv[3:])
+    elif sys.argv[1:2] == [CHECKER]:
+        sys.exit(launch_checker(sys.argv[2:]))
     else:
         sys.exit(launch_kernel(sys.argv[1:]))

@@ -21,8 +21,8 @@ import nbformat
 import psutil
 import pytest
 
-from course_lib import _notebook_format
 from course_lib._processes import alive
+from course_lib.grading import _notebook_format
 
 from .lab_browser import ARTIFACTS, record_artifact
 
@@ -153,7 +153,7 @@ def _released_python_version(path):
 def test_lesson_opens_unmodified_and_a_second_setup_keeps_one_cluster(browser, lab):
     # The notebooks store the Python version they were released with (3.11.7): under another
     # Python the kernel's version differs, which is the one change opening may make (see
-    # course_lib._notebook_format). Under the release's Python this rewrites nothing.
+    # course_lib.grading._notebook_format). Under the release's Python this rewrites nothing.
     if sys.version.split()[0] != _released_python_version(lab.root / LESSON_1):
         _notebook_format.normalise_file(lab.root / LESSON_1)
     nb = nbformat.read(lab.root / LESSON_1, as_version=4)

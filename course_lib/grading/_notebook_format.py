@@ -12,7 +12,7 @@ The version in ``language_info`` is the Python version of the kernel: it can
 only match the environment the notebooks were normalised in. :func:`problems`
 therefore ignores it, and :func:`normalise_file` writes this environment's.
 
-Run ``python -m course_lib._notebook_format [--check] PATH...`` (files or
+Run ``python -m course_lib.grading._notebook_format [--check] PATH...`` (files or
 folders): without ``--check`` it rewrites the notebooks that differ; with it, it
 lists them and exits 1 if any.
 """
@@ -110,7 +110,7 @@ def problems(paths):
         if _text(normalise(stored, version or "")) != text:
             found.append(
                 f"{path}: not in the form JupyterLab writes (it would show as modified on "
-                "opening); run `python -m course_lib._notebook_format` on it"
+                "opening); run `python -m course_lib.grading._notebook_format` on it"
             )
     return found
 

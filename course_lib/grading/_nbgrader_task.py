@@ -1,6 +1,6 @@
 """One grading step list, run by nbgrader in a process of its own.
 
-:mod:`course_lib.grading` starts ``python -m course_lib._nbgrader_task SPEC``
+:mod:`course_lib.grading` starts ``python -m course_lib.grading._nbgrader_task SPEC``
 in a temporary course root, one process per student and lesson, so that
 every submission is graded independently of the others and every process it
 starts can be found and stopped afterwards. ``SPEC`` is a JSON file::
@@ -117,7 +117,7 @@ def run(spec):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        raise SystemExit("usage: python -m course_lib._nbgrader_task SPEC.json")
+        raise SystemExit("usage: python -m course_lib.grading._nbgrader_task SPEC.json")
     result = run(json.loads(Path(argv[0]).read_text()))
     return 0 if all(step["success"] for step in result["steps"]) else 1
 
