@@ -330,6 +330,8 @@ class InProcess:
         found = []
         for child in psutil.Process().children(recursive=True):
             with contextlib.suppress(psutil.Error):
+                if child.status() == psutil.STATUS_ZOMBIE:
+                    continue  # exited, not yet reaped: not running
                 found.append({"pid": child.pid, "name": child.name(), "cmdline": child.cmdline()})
         return found
 

@@ -16,7 +16,34 @@ Examples
 import os
 import time
 
-__all__ = ["affine_with_pid", "timed_pause"]
+__all__ = [
+    "HeldTasks",
+    "QueueWatch",
+    "affine_with_pid",
+    "array_info",
+    "discard_scratch",
+    "file_text",
+    "fill_global",
+    "forget_global",
+    "held_tasks",
+    "is_one_of",
+    "persist_splits",
+    "pick",
+    "pretend_host",
+    "pretend_hosts",
+    "read_global_map",
+    "read_splits",
+    "scratch_file",
+    "scratch_folder",
+    "spy_report",
+    "stream_spies",
+    "task_result",
+    "timed_pause",
+    "tweet_corpus",
+    "wait_for_file",
+    "watch_queues",
+    "write_random_npy",
+]
 
 
 # -- shared by several lessons --------------------------------------------------
