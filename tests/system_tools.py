@@ -105,6 +105,12 @@ TOOLS = {
             "COURSE_CHROMIUM naming a Chromium binary",
         ),
         Tool(
+            "hub",
+            "the real JupyterHub tests (tests/test_hub.py, tests/browser/test_hub_term.py)",
+            other="root (it makes Unix users), npm (configurable-http-proxy), useradd, and a "
+            "Python 3.11 or newer that every user can run (/usr/bin/python3)",
+        ),
+        Tool(
             "binder-python",
             "the Binder environment test (tests/test_binder.py)",
             other="the Python that binder/runtime.txt names, as python3.N on PATH "

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import system_tools
 
 from course_lib import _processes, hub
 
@@ -157,7 +158,7 @@ def test_make_hub_serves_the_course_to_a_student_and_an_instructor():
     python = hub_python()
     reason = hub_skip_reason() or (None if python else "no Python every user can run")
     if reason:
-        pytest.skip(reason)
+        system_tools.unavailable("hub", reason)
     folder = public_folder("course-hub-")
     prefix = "t" + secrets.token_hex(2)
     student, instructor = f"{prefix}student1", f"{prefix}instructor"

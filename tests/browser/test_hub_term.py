@@ -29,6 +29,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import system_tools
 from test_hub import hub_python, hub_skip_reason, processes_of, public_folder
 
 from course_lib import _processes, hub
@@ -56,7 +57,7 @@ def term(browser):
     python = hub_python()
     reason = hub_skip_reason() or (None if python else "no Python every user can run")
     if reason:
-        pytest.skip(reason)
+        system_tools.unavailable("hub", reason)
     folder = public_folder("course-hub-term-")
     p = "t" + secrets.token_hex(2)
     source = _two_lesson_course(folder / "source")
