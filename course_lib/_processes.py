@@ -35,6 +35,7 @@ import psutil
 
 __all__ = [
     "alive",
+    "alive_or_marked",
     "describe",
     "find_marked",
     "process_tree",
@@ -263,3 +264,17 @@ def settle_then_stop(candidates, settle):
     killed = [describe(p) for p in left]
     survivors = [describe(p) for p in stop(left)]
     return lingering, killed, survivors, time.monotonic() - started
+
+
+def alive_or_marked(processes, variable, value, since=0.0):
+    """The processes of ``processes`` still alive, and every one carrying the marker.
+
+    Examples
+    --------
+    >>> alive_or_marked([], "COURSE_NO_SUCH_MARKER", "x")
+    []
+    """
+    found = {p.pid: p for p in processes if alive(p)}
+    for p in find_marked(variable, value, since=since):
+        found.setdefault(p.pid, p)
+    return list(found.values())

@@ -30,7 +30,13 @@ from pathlib import Path
 import joblib
 import psutil
 
-from course_lib._processes import alive, describe, find_marked, settle_then_stop, stop
+from course_lib._processes import (
+    alive_or_marked,
+    describe,
+    find_marked,
+    settle_then_stop,
+    stop,
+)
 from course_lib.grading import sandbox as sandboxing
 from course_lib.grading.execute import CHECKER_KERNEL
 from course_lib.grading.layout import RELEASE_DIR, SOURCE_DIR, course_root_of
@@ -169,10 +175,7 @@ def run_isolated(command, *, cwd, env, log_path, timeout, marker, settle=SETTLE_
     seconds = time.time() - started
 
     def candidates():
-        found = {p.pid: p for p in tracked.values() if alive(p)}
-        for p in find_marked(*marker, since=started):
-            found.setdefault(p.pid, p)
-        return list(found.values())
+        return alive_or_marked(tracked.values(), *marker, since=started)
 
     lingering, leftovers, survivors, waited = settle_then_stop(
         candidates, 0 if timed_out else settle

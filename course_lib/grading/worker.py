@@ -33,7 +33,7 @@ import time
 
 import psutil
 
-from course_lib._processes import alive, find_marked, settle_then_stop
+from course_lib._processes import alive_or_marked, settle_then_stop
 
 __all__ = ["Worker", "WorkerPool", "READY_TIMEOUT"]
 
@@ -204,11 +204,10 @@ class WorkerPool:
                 self._idle.append(worker)
         returncode = (0 if answer["ok"] else 1) if answer else worker.proc.returncode
 
+        others = [p for p in tracked if p.pid != worker.proc.pid]
+
         def candidates():
-            found = {p.pid: p for p in tracked if p.pid != worker.proc.pid and alive(p)}
-            for p in find_marked(TASK_VAR, task_id, since=started):
-                found.setdefault(p.pid, p)
-            return list(found.values())
+            return alive_or_marked(others, TASK_VAR, task_id, since=started)
 
         lingering, leftovers, survivors, waited = settle_then_stop(
             candidates, 0 if timed_out else settle
