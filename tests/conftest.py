@@ -18,6 +18,10 @@ from system_tools import (  # noqa: F401 (the suite's hooks: see tests/system_to
 from course_lib import _processes
 from course_lib.cluster import local_cluster
 
+# The attack class's sources are cells of notebooks, not modules: --doctest-modules must
+# not import them (they run only inside a student kernel, where `get_ipython` exists).
+collect_ignore_glob = ["fixtures/*/_sources/*.py"]
+
 # Functions defined in test modules are pickled by reference (module name).
 # Engines inherit this environment, so they can import the test modules too.
 _TESTS_DIR = str(Path(__file__).resolve().parent)
