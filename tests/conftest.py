@@ -8,7 +8,9 @@ import os
 import time
 from pathlib import Path
 
+import class_grading
 import pytest
+from lesson_answers import LessonAnswerTests
 from system_tools import (  # noqa: F401 (the suite's hooks: see tests/system_tools.py)
     pytest_configure,
     pytest_sessionfinish,
@@ -38,6 +40,14 @@ def client():
     """
     with local_cluster(2) as rc:
         yield rc
+
+
+@pytest.fixture(scope="session")
+def class_report(request, tmp_path_factory):
+    """The practice class of every collected lesson, graded once (tests/class_grading.py)."""
+    lessons = class_grading.lessons_needed(request.session.items)
+    folder = tmp_path_factory.mktemp("class")
+    return class_grading.grade_class(folder, LessonAnswerTests.registered, lessons)
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@ Every lesson's test module subclasses :class:`LessonAnswerTests` and gives, for
 each answer cell, a correct answer written differently from the reference and,
 for the exercises, a typical wrong answer with the words of the message that
 should explain it. Two students submit the solution notebook with those cells
-replaced, and the course's own pipeline grades them against live clusters.
+replaced, and the course's own pipeline grades them against live clusters:
+once for the whole suite, with every other lesson's students and each
+lesson's reference and untouched release (``tests/class_grading.py``).
 """
 
 import textwrap
@@ -39,20 +41,34 @@ class LessonAnswerTests:
 
     LESSON = ALTERNATIVE = WRONG = TEST_OF = None
     EXTRA_STUDENTS = {}
+    #: Every subclass defined (imported), in order: the class the suite grades.
+    registered = []
 
     def __init_subclass__(cls, **kwargs):
-        """Refuse a wrong answer without the words of its message.
+        """Register the lesson; refuse a wrong answer without the words of its message.
 
         An empty expected message is contained in every text, so the test
         would pass whatever the student is told (or if nothing is said).
         """
         super().__init_subclass__(**kwargs)
+        if any(other.LESSON == cls.LESSON for other in LessonAnswerTests.registered):
+            raise TypeError(f"{cls.__name__}: lesson {cls.LESSON!r} has answer tests already")
         for gid, (_, words) in (cls.WRONG or {}).items():
             if not isinstance(words, str) or not words.strip():
                 raise TypeError(
                     f"{cls.__name__}.WRONG[{gid!r}]: give the words of the message the student "
                     f"must read, not {words!r}."
                 )
+        LessonAnswerTests.registered.append(cls)
+
+    @classmethod
+    def students(cls):
+        """``{student: {answer grade_id: source}}``: who submits this lesson."""
+        return {
+            "alternative": cls.ALTERNATIVE,
+            "wrong": {gid: source for gid, (source, _) in cls.WRONG.items()},
+            **cls.EXTRA_STUDENTS,
+        }
 
     @classmethod
     def solution(cls):
@@ -70,39 +86,19 @@ class LessonAnswerTests:
         assert replaced == set(answers), f"no answer cell for {set(answers) - replaced}"
         return nb
 
-    @classmethod
-    def error_text(cls, autograded_dir, grade_id):
-        """The error messages an autograded test cell printed."""
-        nb = nbformat.read(autograded_dir / cls.solution().name, as_version=4)
-        for cell in nb.cells:
-            if _grade_id(cell) == grade_id:
-                return "\n".join(
-                    f"{out.get('ename')}: {out.get('evalue')}"
-                    for out in cell.get("outputs", [])
-                    if out.get("output_type") == "error"
-                )
-        raise KeyError(grade_id)
+    @staticmethod
+    def error_text(outcome, grade_id):
+        """What a test cell that lost points said (``grades.csv``'s message)."""
+        return "\n".join(
+            failure for failure in outcome.failures if failure.startswith(f"{grade_id}: ")
+        )
 
-    @pytest.fixture(scope="class")
-    @classmethod
-    def graded(cls, tmp_path_factory):
-        course = tmp_path_factory.mktemp("course")
-        (course / "solutions").mkdir()
-        solution = cls.solution()
-        (course / "solutions" / cls.LESSON).symlink_to(solution.parent, target_is_directory=True)
-        submissions = tmp_path_factory.mktemp("submissions")
-        students = {
-            "alternative": cls.ALTERNATIVE,
-            "wrong": {gid: source for gid, (source, _) in cls.WRONG.items()},
-            **cls.EXTRA_STUDENTS,
-        }
-        for student, answers in students.items():
-            folder = submissions / student / cls.LESSON
-            folder.mkdir(parents=True)
-            nbformat.write(cls.submission(answers), folder / solution.name)
-        report = grading.grade(submissions, course, lessons=[cls.LESSON], jobs=2, verbose=False)
-        assert report.ok, report.problems
-        return report
+    @pytest.fixture
+    def graded(self, class_report):
+        """This lesson's entry of the class's report: ``graded.outcome(student)``."""
+        entry = class_report.lessons[self.LESSON]
+        assert set(entry["others"]) == set(self.students()), entry["problems"]
+        return Graded(entry)
 
     def test_every_answer_cell_has_an_alternative(self):
         nb = nbformat.read(self.solution(), as_version=4)
@@ -122,7 +118,7 @@ class LessonAnswerTests:
 
     @pytest.mark.slow
     def test_other_correct_answers_get_full_marks(self, graded):
-        outcome = graded.outcome("alternative", self.LESSON)
+        outcome = graded.outcome("alternative")
         assert outcome.status == "graded", outcome.message
         assert set(outcome.cells) == set(self.TEST_OF.values())
         lost = {gid: score for gid, score in outcome.cells.items() if score[0] != score[1]}
@@ -132,17 +128,27 @@ class LessonAnswerTests:
 
     @pytest.mark.slow
     def test_typical_wrong_answer_gets_zero_with_a_helpful_message(self, graded, wrong_answer):
-        outcome = graded.outcome("wrong", self.LESSON)
+        outcome = graded.outcome("wrong")
         assert outcome.status == "graded", outcome.message
         test_id = self.TEST_OF[wrong_answer]
         assert outcome.cells[test_id][0] == 0, f"{wrong_answer}: a wrong answer got points"
-        assert self.WRONG[wrong_answer][1] in self.error_text(outcome.autograded, test_id)
+        assert self.WRONG[wrong_answer][1] in self.error_text(outcome, test_id)
 
     @pytest.mark.slow
     def test_wrong_answers_cost_only_their_own_points(self, graded):
-        outcome = graded.outcome("wrong", self.LESSON)
+        outcome = graded.outcome("wrong")
         wrong_tests = {self.TEST_OF[gid] for gid in self.WRONG}
         others = {gid: s for gid, s in outcome.cells.items() if gid not in wrong_tests}
         assert others, "every graded cell was given a wrong answer"
         assert all(score == maximum for score, maximum in others.values()), others
         assert not outcome.leftovers
+
+
+class Graded:
+    """One lesson's students in the class's report."""
+
+    def __init__(self, entry):
+        self.entry = entry
+
+    def outcome(self, student):
+        return self.entry["others"][student]

@@ -3,7 +3,8 @@
 The tests are parametrized over the lessons in ``solutions/``, so a lesson
 added later is covered without touching this file; with no lesson, they have
 no case. What they run is what ``make check-release`` and ``make
-verify-exercises`` run (``course_lib.grading``), once for all lessons.
+verify-exercises`` run (``course_lib.grading``), once for all lessons; the
+verification is the suite's one grading of the class (``class_report``).
 """
 
 import pytest
@@ -22,14 +23,6 @@ def release_problems():
     return grading.check_release(grading.REPO_ROOT)
 
 
-@pytest.fixture(scope="module")
-def verified():
-    """``make verify-exercises``: solutions and blank releases graded."""
-    report = grading.verify_exercises(grading.REPO_ROOT, verbose=False)
-    print(report.table())
-    return report
-
-
 def test_every_release_folder_has_its_source():
     stale = set(released_lessons(grading.REPO_ROOT)) - set(LESSONS)
     assert not stale, f"lessons/ without solutions/: {sorted(stale)}; run `make release`"
@@ -42,8 +35,13 @@ def test_release_is_up_to_date(lesson, release_problems):
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
-def test_exercises_prove_themselves(lesson, verified):
-    entry = verified.lessons[lesson]
+def test_exercises_prove_themselves(lesson, class_report):
+    """``make verify-exercises``, in the suite's grading of the class (tests/class_grading.py).
+
+    Among its checks: the untouched release runs to the end, failing only in its
+    exercises, and leaves no process and no file behind.
+    """
+    entry = class_report.lessons[lesson]
     assert not entry["problems"], "\n".join(entry["problems"])
     reference, blank = entry["reference"], entry["blank"]
     assert reference.cells, "no autograded test cell"

@@ -60,6 +60,9 @@ SANDBOX_HOME = "/tmp/home"
 RUN_DIR_VAR = "COURSE_SANDBOX_RUN"
 #: Suffix of the files where the launcher lists processes left behind.
 LEFTOVERS_SUFFIX = ".leftovers"
+#: Suffix of the files where the launcher lists the files the kernel left in
+#: its scratch copy of the notebook's folder (new ones, relative paths).
+FILES_LEFT_SUFFIX = ".files-left"
 #: What the launcher prints when it cannot make the sandbox (a grading
 #: infrastructure failure, retried).
 FAILURE_PREFIX = "course sandbox:"
@@ -302,6 +305,26 @@ def _describe_pid(pid):
     return f"{pid} ({name} {cmdline})".strip()
 
 
+def _new_files(folder, original):
+    """The files under ``folder`` that ``original`` does not have, as relative paths.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> a, b = (pathlib.Path(tempfile.mkdtemp()) for _ in range(2))
+    >>> _ = (a / "lesson.ipynb").write_text("{}"), (b / "lesson.ipynb").write_text("{}")
+    >>> _ = (b / "scratch.txt").write_text("left")
+    >>> _new_files(b, a)
+    ['scratch.txt']
+    """
+    folder, original = Path(folder), Path(original)
+    return sorted(
+        str(path.relative_to(folder))
+        for path in folder.rglob("*")
+        if not path.is_dir() and not (original / path.relative_to(folder)).exists()
+    )
+
+
 def launch_kernel(kernel_args):
     """Run the kernel in a sandbox; return its exit code (the launcher's ``main``).
 
@@ -366,6 +389,11 @@ def launch_kernel(kernel_args):
             )
         kill_sandbox()
         proc.wait()
+        new_files = _new_files(scratch, workdir)
+        if new_files:
+            (run_dir.parent / f"{run_dir.name}{FILES_LEFT_SUFFIX}").write_text(
+                "\n".join(new_files) + "\n"
+            )
         shutil.rmtree(run_dir, ignore_errors=True)
         return int(message[1])
     returncode = proc.wait()

@@ -2,8 +2,11 @@
 
 The solutions and the untouched release of every lesson are graded as two
 students: the solutions must get full marks, the release zero on every
-autograded cell, the release must give nothing away, and no process may be
-left behind.
+autograded cell, the release must give nothing away, its teaching cells must
+run without an error (a student who skips an exercise keeps the rest of the
+lesson), and no process or file may be left behind. More students
+(``others``) can be graded in the same run, on the same preparation: the
+test suite grades its whole practice class this way, once.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ import shutil
 import time
 from pathlib import Path
 
-from course_lib.grading.autograde import check_sandbox, grade_one
+from course_lib.grading.autograde import check_sandbox, discover_submissions, grade_one
 from course_lib.grading.layout import REPO_ROOT, SOURCE_DIR, prepare_lessons, select_lessons
 from course_lib.grading.leaks import release_leaks
+from course_lib.grading.notebooks import nbgrader_meta, read_notebook
 from course_lib.grading.releases import lesson_leaks
 from course_lib.grading.report import VerifyReport
 from course_lib.grading.runner import (
@@ -25,12 +29,23 @@ from course_lib.grading.runner import (
     generate,
     run_tasks,
 )
+from course_lib.grading.sandbox import FILES_LEFT_SUFFIX
 
 __all__ = ["verify_exercises"]
 
+#: The students verify grades itself; ``others`` may not take their names.
+OWN_STUDENTS = ("reference", "blank")
+
 
 def verify_exercises(
-    course_root=REPO_ROOT, lessons=None, *, jobs=None, timeout=None, verbose=True, sandbox=True
+    course_root=REPO_ROOT,
+    lessons=None,
+    *,
+    others=None,
+    jobs=None,
+    timeout=None,
+    verbose=True,
+    sandbox=True,
 ):
     """Prove that every lesson's exercises grade what they claim.
 
@@ -41,13 +56,20 @@ def verify_exercises(
     2. the untouched release gets zero on every autograded cell (no test
        passes vacuously);
     3. the release holds no solution code, no hidden test, no output;
-    4. no engine, controller or kernel is alive when grading ends.
+    4. the release's teaching cells (all but exercises, quizzes and their
+       tests) run without an error, and leave no file next to the notebook;
+    5. no engine, controller or kernel is alive when grading ends.
 
     Parameters
     ----------
     course_root : str or Path
     lessons : list of str, optional
         Default: every lesson in ``solutions/``.
+    others : str or Path, optional
+        A folder of ``<student>/<lesson>/*.ipynb`` (as for
+        :func:`~course_lib.grading.grade`), graded in the same run and on the
+        same preparation; each outcome is ``report.lessons[lesson]["others"][student]``.
+        No student may be called ``reference`` or ``blank``.
     jobs : int, optional
         Notebooks graded at once; default :func:`default_jobs`.
     timeout : float, optional
@@ -66,6 +88,13 @@ def verify_exercises(
     jobs = check_jobs(jobs)
     timeout = check_timeout(timeout)
     check_sandbox(sandbox)
+    students = {} if others is None else discover_submissions(others)
+    taken = sorted(set(students) & set(OWN_STUDENTS))
+    if taken:
+        raise ValueError(
+            f"others={str(others)!r} holds the student(s) {taken}: verify grades "
+            f"{' and '.join(OWN_STUDENTS)} itself; rename them"
+        )
     entries = {}
     if not selected:
         if verbose:
@@ -85,14 +114,23 @@ def verify_exercises(
                 dest = submissions / student / lesson
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copytree(source, dest)
-            entries[lesson] = {"problems": []}
+            entries[lesson] = {"problems": [], "others": {}}
+        folders = {
+            (student, lesson): submissions / student / lesson
+            for lesson in selected
+            for student in OWN_STUDENTS
+        }
+        for student, folder in students.items():
+            for lesson in selected:
+                if (folder / lesson).is_dir():
+                    folders[student, lesson] = folder / lesson
 
         def task(student, lesson):
             return lambda: grade_one(
                 workspace,
                 prepared[lesson],
                 student,
-                submissions / student / lesson,
+                folders[student, lesson],
                 template_db,
                 timeout=timeout,
                 task_timeout=TASK_TIMEOUT,
@@ -100,13 +138,17 @@ def verify_exercises(
 
         def done(result):
             outcome, info = result
-            entries[outcome.lesson][outcome.student] = outcome
+            entry = entries[outcome.lesson]
+            if outcome.student in OWN_STUDENTS:
+                entry[outcome.student] = outcome
+            else:
+                entry["others"][outcome.student] = outcome
             if info is not None and info["survivors"]:
-                entries[outcome.lesson]["problems"].append(
-                    f"processes survived SIGKILL: {info['survivors']}"
-                )
+                entry["problems"].append(f"processes survived SIGKILL: {info['survivors']}")
+            if outcome.student == "blank" and outcome.autograded is not None:
+                entry["problems"].extend(release_run_problems(outcome, info["root"]))
 
-        tasks = [task(s, lesson) for lesson in selected for s in ("reference", "blank")]
+        tasks = [task(student, lesson) for student, lesson in folders]
         if verbose:
             print(f"grading {len(tasks)} notebook set(s), {jobs} at a time ...")
         run_tasks(workspace, tasks, jobs, done)
@@ -123,6 +165,55 @@ def verify_exercises(
     if verbose:
         print(report.table())
     return report
+
+
+def release_run_problems(outcome, task_root):
+    """What went wrong when the untouched release ran, outside its exercises.
+
+    Parameters
+    ----------
+    outcome : Outcome
+        The grading of the untouched release (its ``autograded`` notebooks
+        hold every cell's outputs).
+    task_root : Path
+        The course root it was graded in: the sandbox's launcher lists there
+        the files the kernel left next to the notebook; without a sandbox they
+        are in its ``submitted/`` folder, beside what was staged.
+
+    Returns
+    -------
+    list of str
+        A teaching cell that failed (with its error), or the files left.
+    """
+    problems = []
+    for path in sorted(Path(outcome.autograded).glob("*.ipynb")):
+        for index, cell in enumerate(read_notebook(path).cells):
+            meta = nbgrader_meta(cell)
+            if cell.cell_type != "code" or meta.get("solution") or meta.get("grade"):
+                continue
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    first_line = cell.source.splitlines()[0][:60] if cell.source else ""
+                    problems.append(
+                        f"the untouched release fails in teaching cell {index} of {path.name}"
+                        f" ({first_line!r}): {output.get('ename')}: {output.get('evalue')}"
+                    )
+    left = set()
+    for listing in Path(task_root).glob(f".sandbox/*{FILES_LEFT_SUFFIX}"):
+        left.update(listing.read_text().split("\n"))
+    staged = Path(task_root) / "submitted" / outcome.student / outcome.lesson
+    staged_names = {"timestamp.txt", *(p.name for p in Path(outcome.autograded).glob("*.ipynb"))}
+    left.update(
+        str(p.relative_to(staged))
+        for p in staged.rglob("*")
+        if not p.is_dir() and str(p.relative_to(staged)) not in staged_names
+    )
+    left.discard("")
+    if left:
+        problems.append(
+            f"running the untouched release left files next to the notebook: {sorted(left)}"
+        )
+    return problems
 
 
 def release_problems(prepared):
