@@ -176,3 +176,21 @@ def test_without_bwrap_grading_refuses_and_says_how_to_install(tmp_path):
         assert "bubblewrap (`bwrap`) is not on PATH" in text, text
         assert "apt-get install bubblewrap" in text and "SANDBOX=off" in text
     assert not (tmp_path / "course" / "grades.csv").exists()
+
+
+def test_a_python_kept_under_tmp_is_seen_inside_the_sandbox(tmp_path):
+    """The private /tmp must not hide a venv (or a clone of the course) under /tmp."""
+    venv = tmp_path / "venv"  # pytest's tmp_path is under /tmp here: check it
+    assert str(venv).startswith("/tmp/"), venv
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(grading.REPO_ROOT), *site]))
+    probe = "from course_lib.grading.sandbox import sandbox_problem; print(sandbox_problem())"
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", probe],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == "None", result.stdout + result.stderr

@@ -91,7 +91,7 @@ def _python_dirs():
 
 
 def _system_argv(bwrap, unshare):
-    """``bwrap``, namespaces, the system and the course's Python, read-only."""
+    """``bwrap``, namespaces and the system, read-only."""
     # No capabilities: root inside is bound by file modes, and cannot remount.
     argv = [bwrap, *unshare, "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
     for folder in _SYSTEM_DIRS:
@@ -101,6 +101,16 @@ def _system_argv(bwrap, unshare):
             argv += ["--symlink", os.readlink(link), link]
         elif os.path.isdir(link):
             argv += ["--ro-bind", link, link]
+    return argv
+
+
+def _course_argv():
+    """The course's Python, ``course_lib`` and the data folder, read-only.
+
+    Bound after the private ``/tmp``, so that a course or a venv kept under
+    ``/tmp`` is seen, not hidden by it.
+    """
+    argv = []
     for folder in _python_dirs():
         argv += ["--ro-bind", str(folder), str(folder)]
     course_lib = _course_lib_dir()
@@ -154,6 +164,7 @@ def bwrap_command(command, *, workdir, scratch, runtime_dir, bwrap="bwrap"):
     # The folders above the two writable ones exist only to hold them: read-only.
     for folder in _ancestors(workdir, runtime_dir):
         argv += ["--perms", "0555", "--dir", folder]
+    argv += _course_argv()
     argv += ["--bind", str(scratch), str(workdir)]
     argv += ["--bind", str(runtime_dir), str(runtime_dir)]
     return [*argv, *_home_argv(workdir), *command]
@@ -182,6 +193,7 @@ def checker_bwrap_command(command, *, workdir, folder, student_runtime, runtime_
     argv += ["--tmpfs", "/tmp"]
     for above in _ancestors(workdir, student_runtime, runtime_dir):
         argv += ["--perms", "0555", "--dir", above]
+    argv += _course_argv()
     argv += ["--ro-bind", str(folder), str(workdir)]
     argv += ["--ro-bind", str(student_runtime), str(student_runtime)]
     argv += ["--bind", str(runtime_dir), str(runtime_dir)]
