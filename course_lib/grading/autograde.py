@@ -548,15 +548,21 @@ def grade(
         master_db = course_root / ".nbgrader" / "gradebook.db"
         master_db.parent.mkdir(parents=True, exist_ok=True)
         say(f"preparing {len(selected)} lesson(s) with nbgrader ...")
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            template = pool.submit(
-                generate, workspace, course_root, selected, workspace.path / "template.db"
-            )
-            master = pool.submit(generate, workspace, course_root, selected, master_db, "master")
-            template_root = template.result()
-            master.result()
-        prepared = prepare_lessons(course_root, selected, template_root)
         template_db = workspace.path / "template.db"
+        if master_db.exists():
+            # An earlier batch's gradebook: nbgrader adds what is new to it, keeping its rows.
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                template = pool.submit(generate, workspace, course_root, selected, template_db)
+                master = pool.submit(
+                    generate, workspace, course_root, selected, master_db, "master"
+                )
+                template_root = template.result()
+                master.result()
+        else:
+            # A new gradebook is the template's: one preparation, copied.
+            template_root = generate(workspace, course_root, selected, template_db)
+            shutil.copy(template_db, master_db)
+        prepared = prepare_lessons(course_root, selected, template_root)
         prepare_seconds = time.time() - started
 
         tasks = [
