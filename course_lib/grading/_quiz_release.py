@@ -20,6 +20,8 @@ True
 from nbgrader.converters import GenerateAssignment
 from nbgrader.preprocessors import ClearSolutions
 
+from course_lib.grading.notebooks import grade_id as grade_id_of
+
 QUIZ_PREFIX = "quiz-"
 
 _DROP = "\x00course_lib: no stub in a quiz cell\x00"
@@ -29,7 +31,7 @@ class ClearQuizSolutions(ClearSolutions):
     """nbgrader's ClearSolutions, except that quiz cells get no stub."""
 
     def _replace_solution_region(self, cell, language):
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+        grade_id = grade_id_of(cell) or ""
         if cell.cell_type != "code" or not grade_id.startswith(QUIZ_PREFIX):
             return super()._replace_solution_region(cell, language)
         stubs = self.code_stub

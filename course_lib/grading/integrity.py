@@ -20,6 +20,8 @@ from pathlib import Path
 
 from nbgrader.preprocessors import NbGraderPreprocessor
 
+from course_lib.grading.notebooks import nbgrader_meta
+
 __all__ = [
     "STDERR_NOTE",
     "StderrAsNote",
@@ -35,10 +37,6 @@ _REMOVED = "[grading] a line of a hidden test was removed here"
 _TAG = re.compile(r"<[^>]*>")
 # Hidden lines this long are also found inside a longer line (a print, a traceback).
 _CONTAINED = 24
-
-
-def _meta(cell):
-    return cell.get("metadata", {}).get("nbgrader", {})
 
 
 # -- the graded run: nbgrader's configuration ------------------------------------
@@ -63,7 +61,7 @@ class StderrAsNote(NbGraderPreprocessor):
     """
 
     def preprocess_cell(self, cell, resources, index):
-        if cell.cell_type == "code" and _meta(cell).get("grade"):
+        if cell.cell_type == "code" and nbgrader_meta(cell).get("grade"):
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "stream" and output.get("name") == "stderr":
                     output["name"] = "stdout"
@@ -91,7 +89,7 @@ def stderr_notes(autograded_dir):
     notes = []
     for path in sorted(Path(autograded_dir).glob("*.ipynb")):
         for cell in nbformat.read(path, as_version=4).cells:
-            meta = _meta(cell)
+            meta = nbgrader_meta(cell)
             if cell.cell_type != "code" or not meta.get("grade"):
                 continue
             if any(STDERR_NOTE in str(o.get("text", "")) for o in cell.get("outputs", [])):
@@ -123,7 +121,7 @@ def failure_messages(autograded_dir, cells):
     messages = []
     for path in sorted(Path(autograded_dir).glob("*.ipynb")):
         for cell in nbformat.read(path, as_version=4).cells:
-            gid = _meta(cell).get("grade_id")
+            gid = nbgrader_meta(cell).get("grade_id")
             if gid not in lost:
                 continue
             said = [
