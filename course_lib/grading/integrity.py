@@ -61,19 +61,15 @@ def configure_nbgrader(c):
     >>> RestoreHiddenTests in c.Autograde.sanitize_preprocessors
     True
     """
-    from nbgrader.converters import Autograde
-
-    from course_lib.grading.execute import TwoKernelExecute, use_two_kernels
+    from course_lib.grading.execute import TwoKernelExecute, autograde_steps, use_two_kernels
 
     use_two_kernels(c)
     steps = list(c.Autograde.autograde_preprocessors)
     steps.insert(steps.index(TwoKernelExecute) + 1, StderrAsNote)
     c.Autograde.autograde_preprocessors = steps
-    sanitize = list(c.Autograde.get("sanitize_preprocessors", None) or [])
-    if not sanitize:
-        sanitize = list(Autograde.class_traits()["sanitize_preprocessors"].default())
     c.Autograde.sanitize_preprocessors = [
-        RestoreHiddenTests if step is OverwriteCells else step for step in sanitize
+        RestoreHiddenTests if step is OverwriteCells else step
+        for step in autograde_steps(c, "sanitize_preprocessors")
     ]
 
 
