@@ -19,3 +19,8 @@ from course_lib.grading.config import configure_course
 c = get_config()  # noqa: F821
 
 configure_course(c, Path(__file__).resolve().parent)
+
+# A late-submission policy (README, "Late submissions"): a point off per hour late, or part
+# of one; each lesson's due date goes in the gradebook (`nbgrader db assignment add`).
+# c.AssignLatePenalties.plugin_class = "course_lib.grading.late.PenaltyPerHour"
+# c.PenaltyPerHour.points_per_hour = 1.0

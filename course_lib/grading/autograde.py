@@ -22,6 +22,7 @@ from pathlib import Path
 from course_lib.grading.checks import stage_submission
 from course_lib.grading.execute import SENT_SUFFIX, TYPES_SUFFIX
 from course_lib.grading.integrity import failure_messages, scrub_handback, stderr_notes
+from course_lib.grading.late import copy_duedates, late_note, score_after_penalty
 from course_lib.grading.layout import (
     REPO_ROOT,
     SOURCE_DIR,
@@ -361,6 +362,9 @@ def merge_into_gradebook(master, outcome, task, course_id, max_scores):
                     kwargs["timestamp"] = sub.timestamp
     submission = master.update_or_create_submission(outcome.lesson, outcome.student, **kwargs)
     graded = outcome.status == "graded" and task_sub is not None
+    # Late by the course gradebook's due date: nbgrader's penalty, from the task.
+    penalty = sum(nb["penalty"] or 0.0 for nb in (task_sub or {}).get("notebooks", {}).values())
+    late = late_note(submission.total_seconds_late, penalty) if task_sub else None
     for notebook in submission.notebooks:
         data = (task_sub or {}).get("notebooks", {}).get(notebook.name)
         notebook.flagged = bool(outcome.flagged or (data and data["flagged"]))
@@ -374,22 +378,24 @@ def merge_into_gradebook(master, outcome, task, course_id, max_scores):
                 grade.auto_score, grade.needs_manual_grade = 0.0, True
             if grade.manual_score is not None:
                 grade.needs_manual_grade = False
-        for comment in notebook.comments:
-            if data is not None and comment.name in data["comments"]:
-                comment.auto_comment = data["comments"][comment.name]
-        # Why it is flagged, where the instructor grades it: the formgrader shows a
-        # cell's comment (nbgrader's auto_comment) beside the cell. The first
-        # comment of the notebook says why, and so does that of every cell a
-        # reason names.
+        # Why it is flagged, and how late it came, where the instructor grades it: the
+        # formgrader shows a cell's comment (nbgrader's auto_comment) beside the cell.
+        # The first comment of the notebook says why, and so does that of every cell a
+        # reason names; then comes what nbgrader's autograde said.
         reasons = outcome.flag_reasons
         for position, comment in enumerate(notebook.comments):
+            parts = []
             named = [reason for reason in reasons if comment.name in reason]
             if named or (reasons and position == 0):
-                said = comment.auto_comment or ""
-                why = "Flagged for grading by hand: " + "; ".join(named or reasons)
-                comment.auto_comment = why + ("\n\n" + said if said else "")
+                parts.append("Flagged for grading by hand: " + "; ".join(named or reasons))
+            if late and position == 0:
+                parts.append(f"Late: {late}.")
+            said = None if data is None else data["comments"].get(comment.name)
+            comment.auto_comment = "\n\n".join([*parts, *([said] if said else [])]) or None
     master.db.commit()
-    outcome.score = float(submission.score or 0.0)
+    if late:
+        outcome.notes.append(late)
+    outcome.score = score_after_penalty(submission)
     outcome.max_score = float(submission.max_score or max_scores.get(outcome.lesson, 0.0))
     grades = [grade for notebook in submission.notebooks for grade in notebook.grades]
     outcome.by_hand = any(g.manual_score is not None for g in grades) and not any(
@@ -563,6 +569,10 @@ def grade(
             template_root = generate(workspace, course_root, selected, template_db)
             shutil.copy(template_db, master_db)
         prepared = prepare_lessons(course_root, selected, template_root)
+        course_id = course_id_of(template_root)
+        # The due dates the instructor set in the course's gradebook, for nbgrader's
+        # late-submission policy in every task (course_lib.grading.late).
+        copy_duedates(master_db, template_db, selected, course_id or "default_course")
         prepare_seconds = time.time() - started
 
         tasks = [
@@ -580,7 +590,6 @@ def grade(
         say(f"grading {len(tasks)} submission(s) of {len(students)} student(s), {place.describe()}")
         from nbgrader.api import Gradebook
 
-        course_id = course_id_of(template_root)
         with quiet_gradebook(), Gradebook(f"sqlite:///{master_db}", course_id) as master_gb:
             max_scores = {a.name: float(a.max_score) for a in master_gb.assignments}
 

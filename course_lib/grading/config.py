@@ -42,9 +42,10 @@ def configure_course(c, root, *, make_folder=True):
     (300, 'solutions')
     """
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-    from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+    from nbgrader.preprocessors import GetGrades
 
     from course_lib.grading._quiz_release import use_quiz_stubs
+    from course_lib.grading.integrity import FeedbackClearHiddenTests
 
     # solutions/NN_topic/ is the single source; lessons/NN_topic/ the student release.
     c.CourseDirectory.source_directory = "solutions"
@@ -68,7 +69,11 @@ def configure_course(c, root, *, make_folder=True):
     # then apply to both its kernels, the student's and the checker that runs the tests.
     c.Execute.extra_arguments = ["--InteractiveShell.xmode=Minimal"]
     # Feedback never shows hidden tests (nbgrader's default feedback does).
-    c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, ClearHiddenTests]
+    c.GenerateFeedback.preprocessors = [
+        GetGrades,
+        CSSHTMLHeaderPreprocessor,
+        FeedbackClearHiddenTests,
+    ]
     # Released quiz cells keep their `answer = ...` line instead of nbgrader's
     # `raise NotImplementedError()`: an unanswered quiz prints one line, no traceback.
     use_quiz_stubs(c)

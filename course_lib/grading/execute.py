@@ -62,7 +62,13 @@ from course_lib.grading import sandbox as sandboxing
 from course_lib.grading.channel import kernel_process, log_sent, write_spec
 from course_lib.grading.notebooks import grade_id, nbgrader_meta
 
-__all__ = ["CHECKER_KERNEL", "CheckerKernelError", "TwoKernelExecute", "is_test_cell"]
+__all__ = [
+    "CHECKER_KERNEL",
+    "CheckerKernelError",
+    "TwoKernelExecute",
+    "autograde_steps",
+    "is_test_cell",
+]
 
 #: The kernelspec of checker kernels (made by the grading Workspace).
 CHECKER_KERNEL = "course-checker"
@@ -375,11 +381,22 @@ def use_two_kernels(config):
         The ``c`` of an ``nbgrader_config.py``. Settings of ``c.Execute``
         (timeout, kernel, arguments) apply to both kernels.
     """
-    from nbgrader.converters import Autograde
-
-    steps = list(config.Autograde.get("autograde_preprocessors", None) or [])
-    if not steps:
-        steps = list(Autograde.class_traits()["autograde_preprocessors"].default())
+    steps = autograde_steps(config, "autograde_preprocessors")
     config.Autograde.autograde_preprocessors = [
         TwoKernelExecute if step is Execute else step for step in steps
     ]
+
+
+def autograde_steps(config, trait):
+    """The preprocessors ``config`` gives nbgrader's ``Autograde.<trait>``, else its default.
+
+    Examples
+    --------
+    >>> from traitlets.config import Config
+    >>> autograde_steps(Config(), "sanitize_preprocessors")[0].__name__
+    'ClearOutput'
+    """
+    from nbgrader.converters import Autograde
+
+    steps = list(config.Autograde.get(trait, None) or [])
+    return steps or list(Autograde.class_traits()[trait].default())

@@ -341,6 +341,8 @@ def _scores_from_gradebook(rows, gradebook, course_id):
     """Give ``rows`` the gradebook's scores, and a row to each submission it has."""
     from nbgrader.api import Gradebook
 
+    from course_lib.grading.late import score_after_penalty
+
     with Gradebook(f"sqlite:///{gradebook}", course_id or "default_course") as gb:
         for assignment in gb.assignments:
             for submission in assignment.submissions:
@@ -356,7 +358,7 @@ def _scores_from_gradebook(rows, gradebook, course_id):
                 graded = [g for g in grades if g.manual_score is not None]
                 pending = any(g.needs_manual_grade for g in grades)
                 outcome.by_hand = bool(graded) and not pending
-                outcome.score = float(submission.score or 0.0)
+                outcome.score = score_after_penalty(submission)
                 outcome.max_score = float(submission.max_score or outcome.max_score)
 
 
