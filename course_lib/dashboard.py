@@ -321,9 +321,17 @@ class ClusterDashboard:
             ]
             return sorted(self._done, key=lambda t: t["start_s"]) + running
 
-    def _sample_memory(self):
-        if self.memory and self._now() - self.memory[-1]["time_s"] < MEMORY_SECONDS - 1e-3:
-            return self.memory[-1]
+    def _sample_memory(self, fresh=False):
+        """The engines' memory now, or the last sample if it is recent and covers every
+        engine located since (``fresh``: always now, as in the last frame)."""
+        last = self.memory[-1] if self.memory else None
+        if (
+            not fresh
+            and last is not None
+            and self._now() - last["time_s"] < MEMORY_SECONDS - 1e-3
+            and set(last["engines"]) >= set(self._pids)
+        ):
+            return last
         engines = {}
         for engine_id, pid in sorted(self._pids.items()):
             try:
@@ -347,7 +355,7 @@ class ClusterDashboard:
 
     def _update(self, final=False):
         self._collect()
-        sample = self._sample_memory()
+        sample = self._sample_memory(fresh=final)
         tasks = self.tasks
         engine_ids = sorted(set(self.client.ids) | {t["engine_id"] for t in tasks})
         now = self._now()

@@ -360,7 +360,7 @@ def _status(url):
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_binder_jupyterlab_is_the_students(binder_env):
-    port, token = free_port(), os.urandom(12).hex()
+    port, token = free_port(preferred=0), os.urandom(12).hex()
     command = [
         "./binder/start", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={port}", "--ServerApp.port_retries=0",

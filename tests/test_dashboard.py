@@ -68,6 +68,8 @@ def test_the_view_shows_tasks_running_and_done_and_engine_memory(client, tmp_pat
         flag.touch()
         pids = {task.get(timeout=PATIENCE_S) for task in tasks}
         _until(lambda: sum(t["end_s"] is not None for t in view.tasks) == 2, "2 finished tasks")
+        # Busy engines answer where they are only after their task: then their memory shows.
+        _until(lambda: len(view._pids) == len(client.ids), "every engine located")
     finally:
         view.stop()
     done = view.tasks

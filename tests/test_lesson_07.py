@@ -162,8 +162,16 @@ def test_ssh_launcher_engines_run_a_search_and_stop(sshd_server, tmp_path, asser
 # The lesson's MPI and Slurm cells, run for real
 # --------------------------------------------------------------------------
 
-#: Setup, the MPI cell, the Slurm cell, and the last cell (which stops the cluster).
-REAL_LAUNCHER_CELLS = ["cell-002", "cell-010b", "cell-010d", "cell-045"]
+#: The imports, setup, the MPI cells (a function, then its run), the Slurm cell, and the
+#: last cell (which stops the cluster).
+REAL_LAUNCHER_CELLS = [
+    "cell-002-imports",
+    "cell-002",
+    "cell-010b",
+    "cell-010b-b",
+    "cell-010d",
+    "cell-045",
+]
 
 
 @pytest.mark.slow
@@ -184,7 +192,7 @@ def test_lesson_starts_mpi_and_slurm_engines_for_real(
         cell.id: "".join(out.get("text", "") for out in cell.outputs if "text" in out)
         for cell in nb.cells
     }
-    mpi, slurm_text = text["cell-010b"], text["cell-010d"]
+    mpi, slurm_text = text["cell-010b-b"], text["cell-010d"]
     assert "shown, not run" not in mpi + slurm_text
     assert "MPI rank 0 of 2" in mpi and "MPI rank 1 of 2" in mpi, mpi
     assert "child of hydra_pmi_proxy" in mpi, mpi

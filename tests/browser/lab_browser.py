@@ -127,7 +127,7 @@ class Lab:
     def start(self):
         from course_lib.lab import free_port, start_course_lab
 
-        self.port = free_port()
+        self.port = free_port(preferred=0)  # never 8888: a student's lab may be there
         env = dict(os.environ)
         for variable in ("JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR", "JUPYTER_PATH"):
             env.pop(variable, None)
