@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -61,23 +63,141 @@ def screenshot(page_or_element, name):
     return path
 
 
+#: The notebook shown in the main area (JupyterLab hides the others).
+NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
+#: The status bar's words for an idle kernel of the course's notebooks.
+KERNEL_IDLE = re.compile(r"Python 3 \(ipykernel\) \| Idle")
+#: The processes of an ipyparallel cluster, by their command lines.
+CLUSTER_KINDS = ("ipyparallel.controller", "ipyparallel.engine")
+
+
 def notebook_cells(page):
     """The cells of the notebook shown in the main area."""
-    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
+    return page.locator(f"{NOTEBOOK} .jp-Cell")
+
+
+def open_notebook(page, lab, path, n_cells, timeout_s=120):
+    """Open ``path`` as a student does (its URL), wait until its ``n_cells`` cells are
+    drawn and its kernel is idle; return the cells."""
+    page.goto(lab.url(f"/lab/tree/{path}"))
+    page.wait_for_function(
+        f"n => document.querySelectorAll('{NOTEBOOK} .jp-Cell').length === n",
+        arg=n_cells,
+        timeout=timeout_s * 1000,
+    )
+    wait_for_kernel_idle(page, timeout_s)
+    return notebook_cells(page)
+
+
+def wait_for_kernel_idle(page, timeout_s=120):
+    """Wait until the status bar says the notebook's kernel is idle."""
+    page.get_by_text(KERNEL_IDLE).first.wait_for(timeout=timeout_s * 1000)
+
+
+def _prompt_count(prompt):
+    found = re.search(r"\[(\d+)\]", prompt.text_content() or "")
+    return int(found.group(1)) if found else 0
 
 
 def run_cell(page, cell, timeout_s=180):
     """Select a cell by its prompt, run it with Ctrl+Enter, wait until it has run
-    (its prompt shows an execution count, not ``[*]``)."""
+    (its prompt shows a new execution count, not ``[*]``); return that count."""
     cell.evaluate("el => el.scrollIntoView({block: 'center'})")
     prompt = cell.locator(".jp-InputPrompt").first
+    before = _prompt_count(prompt)
     prompt.click()
     page.keyboard.press("Control+Enter")
     page.wait_for_function(
-        "el => /\\[\\d+\\]/.test(el.textContent)",
-        arg=prompt.element_handle(),
+        "([el, before]) => { const m = /\\[(\\d+)\\]/.exec(el.textContent);"
+        " return m !== null && Number(m[1]) > before; }",
+        arg=[prompt.element_handle(), before],
         timeout=timeout_s * 1000,
     )
+    return _prompt_count(prompt)
+
+
+def replace_cell_source(page, cell, source):
+    """Replace what a cell holds with ``source``, as a student pasting it would
+    (no auto-indent on the way); the cell is left in edit mode."""
+    cell.evaluate("el => el.scrollIntoView({block: 'center'})")
+    cell.locator(".cm-content").first.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.insert_text(source)
+
+
+def code_prompts(page):
+    """The prompt of every code cell of the notebook shown, in order: ``"[3]:"``,
+    ``"[*]:"`` (running or queued) or ``"[ ]:"`` (not run)."""
+    return page.evaluate(
+        f"() => Array.from(document.querySelectorAll("
+        f"'{NOTEBOOK} .jp-CodeCell .jp-InputArea .jp-InputPrompt'), p => p.textContent.trim())"
+    )
+
+
+def run_all_cells(page, timeout_s, on_poll=None):
+    """Run the notebook shown with JupyterLab's menu Run > Run All Cells, as a student
+    does, and wait until its last code cell has run and its kernel is idle.
+
+    ``on_poll()`` is called about once a second while it runs (to note processes).
+    Raises AssertionError, naming the cell, when Run All stops before the end (a
+    cell failed that is not tagged ``raises-exception``).
+    """
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    deadline = time.monotonic() + timeout_s
+    started, stopped = False, 0
+    while True:
+        prompts = code_prompts(page)
+        running = any("*" in p for p in prompts)
+        started = started or running or bool(re.search(r"\d", prompts[0]))
+        if started and not running and re.search(r"\d", prompts[-1]):
+            break
+        stopped = stopped + 1 if started and not running else 0
+        if stopped >= 5:  # nothing queued any more, and the last cell did not run
+            never = next(i for i, p in enumerate(prompts) if not re.search(r"\d", p))
+            raise AssertionError(
+                f"Run All stopped before the end: code cell {never - 1} (counting code cells "
+                f"from 0) was the last to run, of {len(prompts)}; prompts: {prompts}"
+            )
+        assert time.monotonic() < deadline, f"Run All did not end in {timeout_s} s: {prompts}"
+        if on_poll is not None:
+            on_poll()
+        time.sleep(1)
+    wait_for_kernel_idle(page, 60)
+
+
+def save_notebook(page, name):
+    """Save the notebook shown (Ctrl+S, in command mode) and wait until its tab,
+    titled ``name``, no longer shows it as modified."""
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+s")
+    tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=name).first
+    page.wait_for_function(
+        "el => !el.classList.contains('jp-mod-dirty')", arg=tab.element_handle(), timeout=60_000
+    )
+
+
+def cluster_processes(lab):
+    """(controllers, engines) among the lab server's descendants now, as sets of PIDs.
+
+    A controller's forked helpers (schedulers) share its command line: only the
+    process whose parent is not of the same kind counts.
+    """
+    kinds = {}
+    for proc in lab.remember_family():
+        try:
+            command = " ".join(proc.cmdline())
+            parent = proc.ppid()
+        except psutil.Error:
+            continue
+        for kind in CLUSTER_KINDS:
+            if kind in command:
+                kinds[proc.pid] = (kind, parent)
+    found = {kind: set() for kind in CLUSTER_KINDS}
+    for pid, (kind, parent) in kinds.items():
+        if kinds.get(parent, (None,))[0] != kind:
+            found[kind].add(pid)
+    return found["ipyparallel.controller"], found["ipyparallel.engine"]
 
 
 # ----------------------------------------------------------------------------------------
