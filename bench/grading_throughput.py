@@ -13,8 +13,9 @@ cost per run, reported apart.
 With ``--slurm auto`` (the default; ``here`` uses the Slurm that
 ``SLURM_CONF`` names, ``off`` skips it), the same class is graded a third
 time as a Slurm job array (``grade(on="slurm")``) on a throw-away single-node
-Slurm on this host (``tests/slurm.py``), E elements at once, and its rate is
-compared with the E local jobs' (target: at least 0.9). Every run must give
+Slurm on this host (``tests/slurm.py``): E elements, each a grader that claims
+notebook after notebook until none is left, and its rate is compared with the
+E local jobs' (target: at least 0.9). Every run must give
 the same grades. The overhead per notebook of a parallel run is what each of
 its E slots spends per notebook beyond the notebook's own run.
 
@@ -32,6 +33,7 @@ headline, is the ratio of their median times (target: at most 1.2).
 """
 
 import argparse
+import collections
 import os
 import shutil
 import statistics
@@ -270,7 +272,7 @@ def slurm_rate(args, sandbox, submissions, notebooks, local_report):
         shared = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-shared-"))
         from course_lib.grading.slurm import Slurm
 
-        place = Slurm(shared=shared, cpus_per_task=cpus)
+        place = Slurm(shared=shared, cpus_per_task=cpus, elements=args.jobs)
         report = grade_class(args.root, submissions, args.lessons, None, sandbox, place)
     if _grades(report) != _grades(local_report):
         raise SystemExit(f"Slurm gave other grades: {_grades(report)} != {_grades(local_report)}")
@@ -281,6 +283,11 @@ def slurm_rate(args, sandbox, submissions, notebooks, local_report):
         f"{report.prepare_seconds:.1f} s, grading {grading_seconds:.1f} s): "
         f"{rate:.1f} notebooks/min; merging fragments {place.merge_seconds / notebooks:.2f} s "
         "per notebook (serial, on the instructor's side)"
+    )
+    per_element = collections.Counter(element for _, element in place.claims)
+    print(
+        f"slurm elements: {len(per_element)} (E = {args.jobs}), notebooks each "
+        f"{sorted(per_element.values(), reverse=True)}; claims {len(place.claims)}"
     )
     return rate, grading_seconds
 

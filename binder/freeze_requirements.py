@@ -147,7 +147,7 @@ def oldest_python(pyproject=PYPROJECT):
 def too_new(pins, python):
     """``{name: Requires-Python}`` of the installed ``pins`` that exclude ``python``."""
     found = {}
-    for name, version in pins:
+    for name, _version in pins:
         needs = metadata.distribution(name).metadata.get("Requires-Python")
         if needs and not SpecifierSet(needs).contains(Version(python)):
             found[name] = needs

@@ -2,12 +2,17 @@
 
 A class of two students (one hands in the references, one the untouched
 release) across two lessons of the fixture course grades through a real
-``sbatch --array`` with the same grades as on this host, while one element,
-scancelled mid-run, is resubmitted; Ctrl-C (SIGINT) of ``make grade ON=slurm``'s
-command cancels the array and leaves no job and no process behind; and what
-cannot work is refused before anything is prepared or submitted.
+``sbatch --array`` of two elements, each claiming notebook after notebook, with
+the same grades as on this host, while one element, scancelled after it
+finished a notebook and started another, loses only the one under way (graded
+again by another element; the finished one is not); elements that claim at
+once never claim the same notebook; Ctrl-C (SIGINT) of ``make grade
+ON=slurm``'s command cancels the array and leaves no job and no process
+behind; and what cannot work is refused before anything is prepared or
+submitted.
 """
 
+import multiprocessing
 import os
 import re
 import shutil
@@ -23,7 +28,8 @@ from grading_helpers import LESSON, copy_course
 from slurm import slurm_daemons, throwaway_slurm  # noqa: F401 (fixtures)
 
 from course_lib import grading
-from course_lib.grading.slurm import RESUBMITTED, max_array_size
+from course_lib.grading._slurm_element import CLAIMS, FRAGMENTS, claim_next, read_claims
+from course_lib.grading.slurm import RESUBMITTED, Slurm, max_array_size
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
@@ -115,44 +121,64 @@ def test_what_cannot_work_is_refused_before_anything_is_submitted(
     assert max_array_size() == 1001  # Slurm's default
 
 
-def test_a_class_grades_through_slurm_as_locally_and_a_cancelled_element_is_resubmitted(
+def _kill_a_batch_element(shared, slurm, killed, deadline):
+    """scancel the first element seen that has finished a notebook and started another.
+
+    Appends ``(element, finished, in_progress)`` as they were just before the scancel.
+    """
+    while not killed and time.monotonic() < deadline:
+        for run in shared.glob("grading-*"):
+            claims = read_claims(run)
+            for key in sorted(set(claims.values())):
+                mine = {i for i, k in claims.items() if k == key}
+                finished = {i for i in mine if (run / FRAGMENTS / str(i)).is_dir()}
+                if finished and mine - finished:
+                    slurm.run("scancel", key)
+                    killed.append((key, finished, mine - finished))
+                    return
+        time.sleep(0.1)
+
+
+def test_a_class_grades_through_slurm_as_locally_and_a_killed_element_loses_only_its_unfinished(
     course,
     throwaway_slurm,  # noqa: F811
 ):
     root, submissions, shared = course
     local = grading.grade(submissions, root, jobs=2, timeout=TIMEOUT, verbose=False)
     assert local.ok, local.problems
-    cancelled = []
-
-    def cancel_one():
-        deadline = time.monotonic() + 900
-        while not cancelled and time.monotonic() < deadline:
-            running = _running_elements(throwaway_slurm)
-            if running:
-                time.sleep(1.0)  # its grading is under way
-                throwaway_slurm.run("scancel", running[0])
-                cancelled.append(running[0])
-            time.sleep(0.2)
-
-    watcher = threading.Thread(target=cancel_one, daemon=True)
-    watcher.start()
-    through_slurm = grading.grade(
-        submissions,
-        root,
-        timeout=TIMEOUT,
-        verbose=True,
-        on="slurm",
-        place_options={"shared": shared, "partition": throwaway_slurm.partition},
+    killed = []
+    watcher = threading.Thread(
+        target=_kill_a_batch_element,
+        args=(shared, throwaway_slurm, killed, time.monotonic() + 900),
+        daemon=True,
     )
+    watcher.start()
+    # Two elements for four notebooks: each grades notebook after notebook.
+    place = Slurm(shared=shared, partition=throwaway_slurm.partition, elements=2)
+    through_slurm = grading.grade(submissions, root, timeout=TIMEOUT, verbose=True, on=place)
     watcher.join(timeout=5)
     assert through_slurm.ok, through_slurm.problems
-    assert len(cancelled) == 1
+    assert len(killed) == 1, "no element was seen finishing one notebook and starting another"
+    key, finished, in_progress = killed[0]
     assert _grades(through_slurm) == _grades(local)
-    scores = {key: value[1] for key, value in _grades(local).items()}
+    scores = {k: value[1] for k, value in _grades(local).items()}
     assert scores[("ada", LESSON)] == scores[("ada", SECOND_LESSON)] > 0
     assert scores[("blank", LESSON)] == scores[("blank", SECOND_LESSON)] == 0
-    resubmitted = [o for o in through_slurm.outcomes if RESUBMITTED in o.message]
-    assert len(resubmitted) == 1, [o.message for o in through_slurm.outcomes]
+    # Every claim of the run: the killed element's finished notebooks were graded
+    # once, by it; what it had under way was graded again by another element.
+    claimed_by = {}
+    for item, element in place.claims:
+        claimed_by.setdefault(item, []).append(element)
+    assert sorted(claimed_by) == [0, 1, 2, 3], place.claims
+    for item in finished:
+        assert claimed_by[item] == [key], place.claims
+    regraded = {item for item, elements in claimed_by.items() if len(elements) > 1}
+    assert len(regraded) == 1 and regraded <= in_progress, (place.claims, killed)
+    (item,) = regraded
+    assert key in claimed_by[item] and len(set(claimed_by[item])) == 2
+    names = {f"{o.student}/{o.lesson}" for o in through_slurm.outcomes if RESUBMITTED in o.message}
+    tasks = [(s, lesson) for lesson in LESSONS for s in ("ada", "blank")]  # grade()'s order
+    assert names == {"/".join(tasks[item])}, [o.message for o in through_slurm.outcomes]
     assert all(o.status == "graded" for o in through_slurm.outcomes)
     # Merged into the course as local grading does: feedback, gradebook, CSV.
     for student in ("ada", "blank"):
@@ -161,6 +187,31 @@ def test_a_class_grades_through_slurm_as_locally_and_a_cancelled_element_is_resu
     assert throwaway_slurm.wait_no_jobs() == []
     assert _element_processes(throwaway_slurm) == []
     assert list(shared.iterdir()) == []  # the run folder is gone
+
+
+def _claim_all(run, key, count, out):
+    out.put((key, [claim_next(run, key, count) for _ in range(count + 1)]))
+
+
+def test_elements_claiming_at_once_never_claim_the_same_notebook(tmp_path):
+    """Four processes race for 60 items: each item is claimed once, every one is claimed."""
+    (tmp_path / CLAIMS).mkdir()
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    procs = [
+        context.Process(target=_claim_all, args=(tmp_path, f"9_{i}", 60, out)) for i in range(4)
+    ]
+    for proc in procs:
+        proc.start()
+    got = dict(out.get(timeout=120) for _ in procs)  # in the order they finish
+    for proc in procs:
+        proc.join(timeout=30)
+    claimed = sorted(i for one in got.values() for i in one if i is not None)
+    assert claimed == list(range(60))
+    assert sorted(read_claims(tmp_path)) == list(range(60))
+    # Each claim names the element that made it.
+    by_key = {key: {i for i in one if i is not None} for key, one in got.items()}
+    assert all(read_claims(tmp_path)[i] == k for k, items in by_key.items() for i in items)
 
 
 def test_ctrl_c_cancels_the_array_and_leaves_nothing_behind(

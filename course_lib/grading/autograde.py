@@ -554,6 +554,8 @@ def grade(
         master_db = course_root / ".nbgrader" / "gradebook.db"
         master_db.parent.mkdir(parents=True, exist_ok=True)
         say(f"preparing {len(selected)} lesson(s) with nbgrader ...")
+        # What takes long to start starts now, while the lessons are prepared.
+        place.begin(workspace, len(students) * len(selected), task_timeout, say)
         template_db = workspace.path / "template.db"
         if master_db.exists():
             # An earlier batch's gradebook: nbgrader adds what is new to it, keeping its rows.
@@ -632,6 +634,7 @@ def grade(
         say(f"interrupted: {len(outcomes)} row(s) merged and written to {csv_path}")
         raise
     finally:
+        place.close()
         survivors = workspace.kill_all()
         if survivors:
             problems.append(f"processes could not be stopped: {survivors}")

@@ -55,7 +55,11 @@ def main(argv=None):
             continue
         sub.add_argument("--lessons", nargs="+", help="only these lessons")
         if name in ("grade", "verify-exercises"):
-            sub.add_argument("--jobs", type=int, help="tasks at once (default: CPUs, memory)")
+            sub.add_argument(
+                "--jobs",
+                type=int,
+                help="tasks at once (default: CPUs, memory); on slurm: array elements",
+            )
             sub.add_argument("--timeout", type=float, help="seconds per cell (default: config)")
             sub.add_argument(
                 "--sandbox",
@@ -194,4 +198,7 @@ def _place_options(args):
     if args.on == "local":
         return {}
     names = ("shared", "partition", "account", "time", "mem")
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    options = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if args.jobs is not None:  # on Slurm: array elements, each grading item after item
+        options["elements"] = args.jobs
+    return options

@@ -5,9 +5,12 @@ lesson) and hands them all to a place: :class:`Local` grades them ``jobs`` at a
 time on this host (:func:`course_lib.grading.runner.run_tasks`);
 :class:`course_lib.grading.slurm.Slurm` makes each one an element of a Slurm job
 array. Every place is checked at the door (:meth:`check`), before anything is
-prepared or submitted, and calls ``done((outcome, info))`` for each task as it
-finishes, in the order they finish. A new place is a class with ``check`` and
-``run``, registered in :data:`PLACES`.
+prepared or submitted; :meth:`begin` may start what takes long to start (Slurm's
+elements queue and import nbgrader while the lessons are prepared); :meth:`run`
+calls ``done((outcome, info))`` for each task as it finishes, in the order they
+finish; :meth:`close` stops what is left, whatever happened. A new place is a
+class with ``check``, ``begin``, ``run`` and ``close``, registered in
+:data:`PLACES`.
 
 Examples
 --------
@@ -89,10 +92,16 @@ class Local:
     def check(self, course_root):
         """Nothing to check beyond the sandbox, which :func:`grade` checks."""
 
+    def begin(self, workspace, items, task_timeout, say=print):
+        """Nothing to start early: the workers that prepare the lessons grade next."""
+
     def run(self, workspace, tasks, done, say=print):
         from course_lib.grading.runner import run_tasks
 
         run_tasks(workspace, [functools.partial(t.run, workspace) for t in tasks], self.jobs, done)
+
+    def close(self):
+        """Nothing to stop: the workspace stops its workers."""
 
 
 #: ``{name: "module:Class"}``: imported when used, so that ``local`` needs no Slurm.

@@ -179,6 +179,23 @@ class WorkerPool:
             self._all.append(worker)
         return worker.start()
 
+    def warm(self):
+        """Start one worker now, in a thread: the first task finds it ready.
+
+        Returns the thread; join it before the first task, or that task starts
+        a worker of its own.
+        """
+
+        def start():
+            with contextlib.suppress(WorkerError):
+                worker = self._take()
+                with self._lock:
+                    self._idle.append(worker)
+
+        thread = threading.Thread(target=start, name="grading-worker-warm", daemon=True)
+        thread.start()
+        return thread
+
     def run(self, task_id, root, steps, *, env, log_path, timeout, settle):
         """Run nbgrader ``steps`` in ``root`` on a worker: a runner's ``RunResult``."""
         from course_lib.grading.runner import TASK_VAR, RunResult

@@ -332,6 +332,7 @@ def test_lessons_4_and_7_run_to_the_end_with_run_all(browser, lab, subtests):
                 print(f"{lesson}, Run All in the browser: {time.monotonic() - started:.1f} s")
             except BaseException:
                 _screenshot(page, f"{lesson}_run_all_FAILED.png")
+                print("the lab's log, last lines:", *lab.log().splitlines()[-40:], sep="\n")
                 raise
             finally:
                 page.close()
