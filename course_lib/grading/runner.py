@@ -174,20 +174,41 @@ def run_isolated(command, *, cwd, env, log_path, timeout, marker, settle=SETTLE_
             break
     seconds = time.time() - started
 
-    def candidates():
-        return alive_or_marked(tracked.values(), *marker, since=started)
-
-    lingering, leftovers, survivors, waited = settle_then_stop(
-        candidates, 0 if timed_out else settle
+    leftovers, survivors = stop_what_is_left(
+        lambda: alive_or_marked(tracked.values(), *marker, since=started),
+        0 if timed_out else settle,
+        log_path,
+        f"runner {proc.pid}",
     )
+    return RunResult(proc.returncode, timed_out, seconds, [], leftovers, survivors)
+
+
+def stop_what_is_left(candidates, settle, log_path, heading):
+    """Give what a task left running ``settle`` seconds to exit, kill the rest by
+    PID, and say so in the task's log; returns ``(killed, could_not_kill)``.
+
+    ``candidates()`` lists the task's processes still alive (see
+    :func:`course_lib._processes.settle_then_stop`); the log's line starts
+    with ``== <heading>:``.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> log = pathlib.Path(tempfile.mkdtemp()) / "task.log"
+    >>> stop_what_is_left(lambda: [], 1.0, log, "worker 41 (task 1)")
+    ([], [])
+    >>> log.read_text().split(", waited")[0]
+    '== worker 41 (task 1): 0 process(es) alive when the task ended []'
+    """
+    lingering, leftovers, survivors, waited = settle_then_stop(candidates, settle)
     with open(log_path, "a") as log:
         print(
-            f"== processes: {len(lingering)} alive when the runner exited {lingering}, "
-            f"waited {waited:.1f} s; killed {leftovers}; "
-            f"could not kill {survivors}",
+            f"== {heading}: {len(lingering)} process(es) alive when the task ended "
+            f"{lingering}, waited {waited:.1f} s; killed {leftovers}; could not kill "
+            f"{survivors}",
             file=log,
         )
-    return RunResult(proc.returncode, timed_out, seconds, [], leftovers, survivors)
+    return leftovers, survivors
 
 
 class Workspace:

@@ -33,7 +33,7 @@ import time
 
 import psutil
 
-from course_lib._processes import alive_or_marked, settle_then_stop
+from course_lib._processes import alive_or_marked
 
 __all__ = ["Worker", "WorkerPool", "READY_TIMEOUT"]
 
@@ -198,7 +198,7 @@ class WorkerPool:
 
     def run(self, task_id, root, steps, *, env, log_path, timeout, settle):
         """Run nbgrader ``steps`` in ``root`` on a worker: a runner's ``RunResult``."""
-        from course_lib.grading.runner import TASK_VAR, RunResult
+        from course_lib.grading.runner import TASK_VAR, RunResult, stop_what_is_left
 
         started = time.time()
         spec = {
@@ -222,21 +222,12 @@ class WorkerPool:
         returncode = (0 if answer["ok"] else 1) if answer else worker.proc.returncode
 
         others = [p for p in tracked if p.pid != worker.proc.pid]
-
-        def candidates():
-            return alive_or_marked(others, TASK_VAR, task_id, since=started)
-
-        lingering, leftovers, survivors, waited = settle_then_stop(
-            candidates, 0 if timed_out else settle
+        leftovers, survivors = stop_what_is_left(
+            lambda: alive_or_marked(others, TASK_VAR, task_id, since=started),
+            0 if timed_out else settle,
+            log_path,
+            f"worker {worker.proc.pid} (task {worker.tasks})",
         )
-        with open(log_path, "a") as log:
-            print(
-                f"== worker {worker.proc.pid} (task {worker.tasks}): {len(lingering)} "
-                f"process(es) alive when the task ended {lingering}, waited "
-                f"{waited:.1f} s; killed {leftovers}; could not kill "
-                f"{survivors}",
-                file=log,
-            )
         return RunResult(returncode, timed_out, seconds, [], leftovers, survivors)
 
     def close(self):

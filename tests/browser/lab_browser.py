@@ -134,30 +134,60 @@ def code_prompts(page):
     )
 
 
-def run_all_cells(page, timeout_s, on_poll=None):
+def _code_cell_output(page, index):
+    """The text of the outputs of the notebook's code cell ``index`` (from 0)."""
+    return page.evaluate(
+        f"(i) => {{ const c = document.querySelectorAll('{NOTEBOOK} .jp-CodeCell')[i];"
+        f" const o = c && c.querySelector('.jp-OutputArea');"
+        f" return o ? o.innerText : ''; }}",
+        index,
+    )
+
+
+def notebook_kernel_state(page):
+    """The execution state (``"busy"``, ``"idle"``, ...) of the kernel of the notebook
+    shown, as the Jupyter server knows it (``/api/sessions``); None if it has none."""
+    return page.evaluate(
+        """async () => {
+            const path = decodeURIComponent(location.pathname.split('/lab/tree/')[1] || '');
+            const sessions = await (await fetch('/api/sessions')).json();
+            const found = sessions.find(s => s.path === path);
+            return found && found.kernel ? found.kernel.execution_state : null;
+        }"""
+    )
+
+
+def run_all_cells(page, timeout_s, on_poll=None, idle_polls=5):
     """Run the notebook shown with JupyterLab's menu Run > Run All Cells, as a student
     does, and wait until its last code cell has run and its kernel is idle.
 
+    What is still to run is judged by the kernel, not by the prompts: after the first
+    cell that fails (an unanswered exercise, tagged ``raises-exception``), JupyterLab
+    shows every queued cell as ``[ ]`` again although the kernel runs them all. Run All
+    has stopped when the kernel stays idle for ``idle_polls`` polls, a second apart,
+    and the last code cell has no execution count.
+
     ``on_poll()`` is called about once a second while it runs (to note processes).
-    Raises AssertionError, naming the cell, when Run All stops before the end (a
-    cell failed that is not tagged ``raises-exception``).
+    Raises AssertionError, naming the cell and what it showed, when Run All stops
+    before the end (a cell failed that is not tagged ``raises-exception``).
     """
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
     deadline = time.monotonic() + timeout_s
-    started, stopped = False, 0
+    started, idle = False, 0
     while True:
         prompts = code_prompts(page)
-        running = any("*" in p for p in prompts)
-        started = started or running or bool(re.search(r"\d", prompts[0]))
-        if started and not running and re.search(r"\d", prompts[-1]):
-            break
-        stopped = stopped + 1 if started and not running else 0
-        if stopped >= 5:  # nothing queued any more, and the last cell did not run
+        busy = notebook_kernel_state(page) != "idle"
+        started = started or busy or bool(re.search(r"\d", prompts[0]))
+        idle = idle + 1 if started and not busy else 0
+        if idle >= idle_polls:
+            if re.search(r"\d", prompts[-1]):
+                break
             never = next(i for i, p in enumerate(prompts) if not re.search(r"\d", p))
             raise AssertionError(
                 f"Run All stopped before the end: code cell {never - 1} (counting code cells "
-                f"from 0) was the last to run, of {len(prompts)}; prompts: {prompts}"
+                f"from 0) was the last to run, of {len(prompts)}; what it showed: "
+                f"{_code_cell_output(page, never - 1)!r}; prompts: {prompts}"
             )
         assert time.monotonic() < deadline, f"Run All did not end in {timeout_s} s: {prompts}"
         if on_poll is not None:

@@ -314,6 +314,20 @@ def test_lesson1_runs_to_the_end_and_answers_get_one_line_verdicts(browser, lab)
     assert_clusters_gone_after_the_lab_stops(lab, seen)
 
 
+def _print_last_run_cells(page, lab, path, lesson, count=2):
+    """Save the notebook shown and print the outputs of its last ``count`` cells that
+    ran, as saved (a diagnosis of a Run All that stopped)."""
+    try:
+        save_notebook(page, lesson)
+        code = [c for c in _read_saved(lab, path).cells if c.cell_type == "code"]
+    except Exception as error:  # the diagnosis must not hide the failure
+        print(f"could not save {path}: {error}")
+        return
+    ran = [i for i, c in enumerate(code) if c.execution_count is not None]
+    for index in ran[-count:]:
+        print(f"code cell {index} ({code[index].get('id')}), as saved: {code[index].outputs}")
+
+
 @pytest.mark.timeout(2 * RUN_ALL_TIMEOUT_S + 300)
 def test_lessons_4_and_7_run_to_the_end_with_run_all(browser, lab, subtests):
     seen = (set(), set())
@@ -333,6 +347,7 @@ def test_lessons_4_and_7_run_to_the_end_with_run_all(browser, lab, subtests):
             except BaseException:
                 _screenshot(page, f"{lesson}_run_all_FAILED.png")
                 print("the lab's log, last lines:", *lab.log().splitlines()[-40:], sep="\n")
+                _print_last_run_cells(page, lab, path, lesson)
                 raise
             finally:
                 page.close()
