@@ -13,7 +13,7 @@ cost per run, reported apart.
 With ``--slurm auto`` (the default; ``here`` uses the Slurm that
 ``SLURM_CONF`` names, ``off`` skips it), the same class is graded a third
 time as a Slurm job array (``grade(on="slurm")``) on a throw-away single-node
-Slurm on this host (``tests/slurm.py``): E elements, each a grader that claims
+Slurm on this host (:mod:`course_lib._throwaway_slurm`): E elements, each a grader that claims
 notebook after notebook until none is left, and its rate is compared with the
 E local jobs' (target: at least 0.9). Every run must give
 the same grades. The overhead per notebook of a parallel run is what each of
@@ -252,12 +252,10 @@ def slurm_rate(args, sandbox, submissions, notebooks, local_report):
     if args.slurm == "off":
         return None
     import contextlib
-    import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     with contextlib.ExitStack() as stack:
         if args.slurm == "auto":
-            from slurm import NODE_CPUS, ThrowawaySlurm, find_slurm
+            from course_lib._throwaway_slurm import NODE_CPUS, ThrowawaySlurm, find_slurm
 
             ok, why = find_slurm()
             if not ok:

@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 @pytest.fixture(scope="module")
 def class_graded(tmp_path_factory):
-    """The sandbox class graded with JOBS=2 under load; what the spy aimed at."""
+    """The sandbox class graded with JOBS=2; what the spy aimed at."""
     problem = sandbox_problem()
     if problem is not None:
         pytest.fail(f"the grading tests need the sandbox: {problem}")
