@@ -3,6 +3,8 @@
 import shutil
 from pathlib import Path
 
+from course_lib.grading.notebooks import grade_id as grade_id_of
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 LESSON = "00_fixture"
 NOTEBOOK = f"{LESSON}.ipynb"
@@ -17,6 +19,6 @@ def copy_course(dest):
 def cell(nb, grade_id):
     """The cell of ``nb`` whose nbgrader grade_id is ``grade_id``."""
     for found in nb.cells:
-        if found.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
+        if grade_id_of(found) == grade_id:
             return found
     raise KeyError(grade_id)

@@ -15,10 +15,12 @@ import nbformat
 import pytest
 
 from course_lib import grading
+from course_lib.grading.notebooks import grade_id as grade_id_of
+from course_lib.grading.notebooks import nbgrader_meta
 
 
 def _grade_id(cell):
-    return cell.metadata.get("nbgrader", {}).get("grade_id")
+    return grade_id_of(cell)
 
 
 class LessonAnswerTests:
@@ -105,8 +107,7 @@ class LessonAnswerTests:
         answers = {
             _grade_id(c)
             for c in nb.cells
-            if c.metadata.get("nbgrader", {}).get("solution")
-            and not c.metadata["nbgrader"].get("grade")
+            if nbgrader_meta(c).get("solution") and not c.metadata["nbgrader"].get("grade")
         }
         assert answers == set(self.ALTERNATIVE) == set(self.TEST_OF)
         assert set(self.WRONG) <= answers

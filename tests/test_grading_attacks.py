@@ -39,6 +39,9 @@ from course_lib.grading.sandbox import sandbox_problem
 sys.path.insert(0, str(FIXTURES))
 from build_attack_fixtures import LESSON, SOURCES, read_source, student_notebook  # noqa: E402
 
+from course_lib.grading.notebooks import grade_id as grade_id_of
+from course_lib.grading.notebooks import nbgrader_meta
+
 COURSE = FIXTURES / "attack_course"
 SUBMISSIONS = FIXTURES / "attack_submissions"
 SOLUTION = COURSE / "solutions" / LESSON / f"{LESSON}.ipynb"
@@ -70,7 +73,7 @@ def _test_points():
     nb = nbformat.read(SOLUTION, 4)
     points = {}
     for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
+        meta = nbgrader_meta(cell)
         if meta.get("grade") and not meta.get("solution"):
             points[meta["grade_id"]] = float(meta["points"])
     return points
@@ -277,12 +280,10 @@ def test_no_hidden_test_reached_a_student_kernel(class_graded):
 def _one_kernel(student, folder):
     """Run a submission with the lesson's own test cells (hidden parts too) in its
     kernel, as nbgrader does; the points of the test cells that raised nothing."""
-    solution = {
-        c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nbformat.read(SOLUTION, 4).cells
-    }
+    solution = {grade_id_of(c): c for c in nbformat.read(SOLUTION, 4).cells}
     nb = nbformat.read(notebook_of(student), 4)
     for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        grade_id = grade_id_of(cell)
         if grade_id in POINTS:
             cell.source = solution[grade_id].source
     folder.mkdir()
@@ -295,7 +296,7 @@ def _one_kernel(student, folder):
     ).execute()
     passed = set()
     for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        grade_id = grade_id_of(cell)
         if grade_id in POINTS and not any(o.output_type == "error" for o in cell.outputs):
             passed.add(grade_id)
     return passed

@@ -22,7 +22,7 @@ from grading_helpers import cell as _cell
 
 from course_lib import _processes, grading
 from course_lib.grading.autograde import quiet_gradebook
-from course_lib.grading.notebooks import output_text
+from course_lib.grading.notebooks import nbgrader_meta, output_text
 
 STUDENTS = {"ada", "wrong", "meddler", "hanger", "engine_hanger", "killer", "broken", "absent"}
 #: Seconds per cell in these runs: above cluster start-up on a very busy 2-core
@@ -238,7 +238,7 @@ def test_the_student_kernel_never_received_a_test_and_the_checker_held_only_data
     test_lines = {
         line.strip()
         for c in solution.cells
-        if c.metadata.get("nbgrader", {}).get("grade")
+        if nbgrader_meta(c).get("grade")
         for line in c.source.splitlines()
         if len(line.strip()) > 20
     }

@@ -18,6 +18,7 @@ from course_lib.grading.execute import (
     CheckerKernelError,
     TwoKernelExecute,
 )
+from course_lib.grading.notebooks import nbgrader_meta
 from course_lib.grading.runner import Workspace
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -109,7 +110,7 @@ def _execute(nb, folder, **traits):
 def executed(kernels, tmp_path_factory):
     folder = tmp_path_factory.mktemp("execute")
     nb, _ = _execute(_notebook(), folder, max_reply_bytes=2000)
-    cells = {c.metadata.get("nbgrader", {}).get("grade_id", i): c for i, c in enumerate(nb.cells)}
+    cells = {nbgrader_meta(c).get("grade_id", i): c for i, c in enumerate(nb.cells)}
     return cells, folder / "audit"
 
 

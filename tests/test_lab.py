@@ -20,6 +20,7 @@ import psutil
 import pytest
 from grading_helpers import FIXTURES, LESSON, NOTEBOOK
 
+from course_lib.grading.notebooks import nbgrader_meta
 from course_lib.lab import (
     INSTRUCTOR_LAB_PLUGINS,
     INSTRUCTOR_SERVER_EXTENSIONS,
@@ -133,7 +134,7 @@ def test_answers_in_the_working_copy_survive_make_release_and_git_pull(tmp_path)
     prepare_working_copy(clone / "lessons", clone / "my_work")
     mine = clone / "my_work" / LESSON / NOTEBOOK
     nb = nbformat.read(mine, as_version=4)
-    exercise = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution"))
+    exercise = next(c for c in nb.cells if nbgrader_meta(c).get("solution"))
     exercise.source = ANSWER
     nbformat.write(nb, mine)
     answered = mine.read_bytes()

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from course_lib import quiz
+from course_lib.grading.notebooks import nbgrader_meta
 from course_lib.quiz import check, is_correct, key, normalize, seal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -274,7 +275,7 @@ def _cells(folder):
     cells = {}
     for path in sorted((ROOT / folder).glob("*/*.ipynb")):
         for cell in json.loads(path.read_text())["cells"]:
-            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
+            grade_id = nbgrader_meta(cell).get("grade_id", "")
             if grade_id.startswith(("quiz-", "test-quiz-")):
                 cells[path.parent.name, grade_id] = "".join(cell["source"])
     return cells

@@ -33,6 +33,7 @@ import system_tools
 from test_hub import hub_python, hub_skip_reason, processes_of, public_folder
 
 from course_lib import _processes, hub
+from course_lib.grading.notebooks import grade_id as grade_id_of
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures" / "course"
@@ -189,7 +190,7 @@ def answer(page, plan, user, course, lesson, cells):
     model = contents(page, plan, user, path)
     notebook = model["content"]
     for cell in notebook["cells"]:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        grade_id = grade_id_of(cell)
         if grade_id in cells:
             cell["source"] = cells[grade_id]
     contents(page, plan, user, path, {"type": "notebook", "format": "json", "content": notebook})
@@ -201,7 +202,7 @@ def solution_cells(lesson):
 
 
 def _gid(cell):
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    return grade_id_of(cell)
 
 
 # ----------------------------------------------------------------------------------------
