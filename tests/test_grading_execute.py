@@ -213,7 +213,8 @@ def test_a_checker_that_cannot_start_is_not_the_students_doing(kernels, tmp_path
 def test_in_the_sandbox_the_checker_sees_processes_and_files_from_outside(tmp_path):
     """Both kernels sandboxed, as make grade runs them: the checker sees every process of
     the student's sandbox (a double-forked one too), with the PIDs the student's code
-    sees, and the student's folder read-only."""
+    sees, and the student's folder read-only; a module the student's code wrote there
+    is not importable by the checker (python -P)."""
     from traitlets.config import Config
 
     from course_lib.grading import sandbox
@@ -243,7 +244,10 @@ def test_in_the_sandbox_the_checker_sees_processes_and_files_from_outside(tmp_pa
                     "    os._exit(0)\n"
                     "time.sleep(1)\n"
                     'with open("written.txt", "w") as handle:\n'
-                    '    handle.write("hi")'
+                    '    handle.write("hi")\n'
+                    "# a module the checker would import, if its folder were on its path\n"
+                    'with open("course_shadow_probe.py", "w") as handle:\n'
+                    '    handle.write("X = 1")'
                 ),
                 _test(
                     "test-outside",
@@ -257,7 +261,10 @@ def test_in_the_sandbox_the_checker_sees_processes_and_files_from_outside(tmp_pa
                     '        (student.folder / "planted.txt").write_text("no")\n'
                     '        raise AssertionError("the checker wrote there")\n'
                     "    except OSError:\n"
-                    "        pass",
+                    "        pass\n"
+                    '    assert (student.folder / "course_shadow_probe.py").is_file()\n'
+                    "    import importlib.util\n"
+                    '    assert importlib.util.find_spec("course_shadow_probe") is None',
                 ),
             ]
         )

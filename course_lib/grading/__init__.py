@@ -32,7 +32,8 @@ One module per step of the pipeline:
 ``releases``    ``release`` and ``check-release``
 ``leaks``       what a release must not contain
 ``checks``      submission checks, a list of small functions (add one there)
-``integrity``   fair grading: warnings as notes, no hidden test in feedback, clean logs
+``integrity``   fair grading: warnings as notes, hidden tests restored, clean logs
+``handback``    what is handed back: failures, stderr notes, no hidden test in feedback
 ``late``        the late-submission policy (nbgrader plugin) and the due dates tasks get
 ``execute``     the executor: test cells in a checker kernel, the rest in the student's
 ``channel``     what the checker asks the student's kernel, data only

@@ -6,6 +6,10 @@ gradebook), runs one grading task per (student, lesson) ``jobs`` at a time
 (:mod:`course_lib.grading.checks`), and merges every task's gradebook into the
 course's ``.nbgrader/gradebook.db`` (manual scores are kept). Results are
 copied to the course's ``autograded/``, ``feedback/`` and ``submitted/``.
+
+nbgrader is imported where the gradebooks are (the merge, the due dates), not at
+the top: :func:`grade_one` runs where nbgrader would be paid for nothing (a Slurm
+element, whose grading worker imports nbgrader itself).
 """
 
 from __future__ import annotations
@@ -20,9 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from course_lib.grading.checks import stage_submission
-from course_lib.grading.execute import SENT_SUFFIX, TYPES_SUFFIX
-from course_lib.grading.integrity import failure_messages, scrub_handback, stderr_notes
-from course_lib.grading.late import copy_duedates, late_note, score_after_penalty
+from course_lib.grading.handback import failure_messages, scrub_handback, stderr_notes
 from course_lib.grading.layout import (
     REPO_ROOT,
     SOURCE_DIR,
@@ -35,7 +37,9 @@ from course_lib.grading.notebooks import grade_id, nbgrader_meta, read_notebook
 from course_lib.grading.report import GradeReport, Outcome, class_outcomes, write_csv
 from course_lib.grading.runner import (
     AUDIT_DIR,
+    SENT_SUFFIX,
     TASK_TIMEOUT,
+    TYPES_SUFFIX,
     Workspace,
     check_jobs,
     check_timeout,
@@ -335,6 +339,8 @@ def merge_into_gradebook(master, outcome, task, course_id, max_scores):
     """Copy one graded submission from its task gradebook into the course's."""
     from nbgrader.api import Gradebook, MissingEntry
 
+    from course_lib.grading.late import late_note, score_after_penalty
+
     master.update_or_create_student(outcome.student)
     if outcome.status == "missing":
         return
@@ -574,6 +580,8 @@ def grade(
         course_id = course_id_of(template_root)
         # The due dates the instructor set in the course's gradebook, for nbgrader's
         # late-submission policy in every task (course_lib.grading.late).
+        from course_lib.grading.late import copy_duedates
+
         copy_duedates(master_db, template_db, selected, course_id or "default_course")
         prepare_seconds = time.time() - started
 

@@ -42,6 +42,7 @@ from pathlib import Path
 
 from course_lib import _wire
 from course_lib.checking import StudentError
+from course_lib.grading.sandbox import KERNEL_MODULE
 
 __all__ = [
     "MIME",
@@ -76,6 +77,10 @@ def _channel_error(message):
 # -- processes, seen from outside ---------------------------------------------
 
 
+#: How an ipykernel process is started: the grading kernels' way, and ipykernel's own.
+_KERNEL_ENTRY_POINTS = {KERNEL_MODULE, "ipykernel_launcher"}
+
+
 def kernel_process(launcher_pid, timeout=10.0):
     """The ipykernel process a kernel manager started as ``launcher_pid``.
 
@@ -95,7 +100,7 @@ def kernel_process(launcher_pid, timeout=10.0):
             launcher = psutil.Process(launcher_pid)
             for proc in [launcher, *launcher.children(recursive=True)]:
                 with contextlib.suppress(psutil.Error):
-                    if "ipykernel_launcher" in proc.cmdline():
+                    if _KERNEL_ENTRY_POINTS & set(proc.cmdline()):
                         return proc
         if time.monotonic() > deadline:
             return None

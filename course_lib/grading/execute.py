@@ -61,6 +61,7 @@ from course_lib.checking import CHANNEL_VAR
 from course_lib.grading import sandbox as sandboxing
 from course_lib.grading.channel import kernel_process, log_sent, write_spec
 from course_lib.grading.notebooks import grade_id, nbgrader_meta
+from course_lib.grading.runner import CHECKER_KERNEL, SENT_SUFFIX, TYPES_SUFFIX
 
 __all__ = [
     "CHECKER_KERNEL",
@@ -70,11 +71,6 @@ __all__ = [
     "is_test_cell",
 ]
 
-#: The kernelspec of checker kernels (made by the grading Workspace).
-CHECKER_KERNEL = "course-checker"
-#: Suffixes of the two records written per notebook in ``audit_dir``.
-SENT_SUFFIX = ".sent.jsonl"
-TYPES_SUFFIX = ".checker-types.json"
 #: What the checker evaluates at the end: the types of every object it holds.
 #: What the checker runs, unawaited, while the student's first cells run.
 _WARM_UP = "import course_lib.grading.channel, numpy"

@@ -38,7 +38,6 @@ from course_lib._processes import (
     stop,
 )
 from course_lib.grading import sandbox as sandboxing
-from course_lib.grading.execute import CHECKER_KERNEL
 from course_lib.grading.layout import RELEASE_DIR, SOURCE_DIR, course_root_of
 
 __all__ = ["RUN_VAR", "TASK_VAR", "default_jobs"]
@@ -64,6 +63,13 @@ CHECKER_DIR = "rc"
 #: The folder of a task root where the executor writes, per notebook, the
 #: sent-log and the checker's types (course_lib.grading.execute).
 AUDIT_DIR = "audit"
+#: Suffixes of the two records written there per notebook.
+SENT_SUFFIX = ".sent.jsonl"
+TYPES_SUFFIX = ".checker-types.json"
+#: The kernelspec of checker kernels (made by the Workspace). Kept here, not in
+#: course_lib.grading.execute, so that what only runs workers (a Slurm element, the
+#: instructor's side) never imports nbgrader: its import costs about 3 s of CPU.
+CHECKER_KERNEL = "course-checker"
 #: The grading attempt (1, 2, 3) of a task, in its kernel's environment.
 ATTEMPT_VAR = "COURSE_GRADING_ATTEMPT"
 
@@ -239,17 +245,24 @@ class Workspace:
         # (course_lib.grading.execute). In the sandbox, each is started by the
         # sandbox's launcher script (standard library only: fast), each in a
         # sandbox of its own.
-        plain = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        # Unsandboxed, the checker runs with -P too: never a module of the student's folder.
+        kernel = ["-m", sandboxing.KERNEL_MODULE, "-f", "{connection_file}"]
         kernels = {
-            "python3": ("Python 3 (course grading)", [sandboxing.__file__]),
-            CHECKER_KERNEL: ("Python 3 (checker)", [sandboxing.__file__, sandboxing.CHECKER]),
+            "python3": ("Python 3 (course grading)", [sandboxing.__file__], kernel),
+            CHECKER_KERNEL: (
+                "Python 3 (checker)",
+                [sandboxing.__file__, sandboxing.CHECKER],
+                ["-P", *kernel],
+            ),
         }
-        for name, (display_name, launcher) in kernels.items():
+        for name, (display_name, launcher, plain) in kernels.items():
             kernel_dir = self.path / "jupyter" / "kernels" / name
             kernel_dir.mkdir(parents=True)
-            spec = {"argv": list(plain), "display_name": display_name, "language": "python"}
+            argv = [sys.executable, *plain]
             if self.sandbox:
-                spec["argv"][1:3] = launcher
+                argv = [sys.executable, *launcher, *plain[plain.index("-f") :]]
+            spec = {"argv": argv, "display_name": display_name, "language": "python"}
+            if self.sandbox:
                 # A signal would reach the launcher, not the kernel: interrupt by message.
                 spec["interrupt_mode"] = "message"
             (kernel_dir / "kernel.json").write_text(json.dumps(spec))

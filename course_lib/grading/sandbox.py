@@ -430,7 +430,8 @@ def launch_checker(kernel_args):
     except (KeyError, OSError, ValueError) as exc:
         print(f"{FAILURE_PREFIX} the checker has no channel spec ({exc!r})", file=sys.stderr)
         return 70
-    inside = [sys.executable, "-m", "ipykernel_launcher", *kernel_args]
+    # -P: the checker starts in the student's folder; nothing there is importable.
+    inside = [sys.executable, "-P", "-m", KERNEL_MODULE, *kernel_args]
     argv = checker_bwrap_command(
         inside,
         workdir=sandbox["workdir"],
@@ -447,7 +448,7 @@ def launch_checker(kernel_args):
 
 def _watch_kernel(write_fd, kernel_args):
     """Inside the sandbox: run the kernel, say when it exits, wait to be killed."""
-    kernel = subprocess.Popen([sys.executable, "-m", "ipykernel_launcher", *kernel_args])
+    kernel = subprocess.Popen([sys.executable, "-m", KERNEL_MODULE, *kernel_args])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: kernel.terminate())
     returncode = kernel.wait()
@@ -457,6 +458,8 @@ def _watch_kernel(write_fd, kernel_args):
 
 
 _INSIDE = "--inside-sandbox"
+#: What runs the kernels: ipykernel's, with a clean shutdown (course_lib.grading._kernel).
+KERNEL_MODULE = "course_lib.grading._kernel"
 CHECKER = "--checker"
 
 if __name__ == "__main__":
