@@ -18,7 +18,7 @@ import html
 import re
 from pathlib import Path
 
-from course_lib.grading.notebooks import nbgrader_meta
+from course_lib.grading.notebooks import nbgrader_meta, read_notebook
 
 __all__ = ["STDERR_NOTE", "failure_messages", "scrub_handback", "stderr_notes"]
 
@@ -45,11 +45,9 @@ def stderr_notes(autograded_dir):
     >>> stderr_notes(folder)
     ['test-f printed warnings on stderr (they cost no points)']
     """
-    import nbformat
-
     notes = []
     for path in sorted(Path(autograded_dir).glob("*.ipynb")):
-        for cell in nbformat.read(path, as_version=4).cells:
+        for cell in read_notebook(path).cells:
             meta = nbgrader_meta(cell)
             if cell.cell_type != "code" or not meta.get("grade"):
                 continue
@@ -76,12 +74,10 @@ def failure_messages(autograded_dir, cells):
         ``"<grade_id>: <error>: <message>"`` per cell that lost points, so
         that no zero goes without a word.
     """
-    import nbformat
-
     lost = {gid for gid, (score, maximum) in cells.items() if score < maximum}
     messages = []
     for path in sorted(Path(autograded_dir).glob("*.ipynb")):
-        for cell in nbformat.read(path, as_version=4).cells:
+        for cell in read_notebook(path).cells:
             gid = nbgrader_meta(cell).get("grade_id")
             if gid not in lost:
                 continue
@@ -94,9 +90,6 @@ def failure_messages(autograded_dir, cells):
                 said = ["it printed on stderr"]
             messages.append(f"{gid}: {'; '.join(said) or 'failed without a message'}")
     return messages
-
-
-# -- after grading: what is handed back ------------------------------------
 
 
 def _plain(line):

@@ -245,22 +245,23 @@ class Workspace:
         # (course_lib.grading.execute). In the sandbox, each is started by the
         # sandbox's launcher script (standard library only: fast), each in a
         # sandbox of its own.
-        # Unsandboxed, the checker runs with -P too: never a module of the student's folder.
-        kernel = ["-m", sandboxing.KERNEL_MODULE, "-f", "{connection_file}"]
         kernels = {
-            "python3": ("Python 3 (course grading)", [sandboxing.__file__], kernel),
+            "python3": (
+                "Python 3 (course grading)",
+                [sandboxing.__file__],
+                sandboxing.STUDENT_KERNEL_ARGS,
+            ),
             CHECKER_KERNEL: (
                 "Python 3 (checker)",
                 [sandboxing.__file__, sandboxing.CHECKER],
-                ["-P", *kernel],
+                sandboxing.CHECKER_KERNEL_ARGS,
             ),
         }
-        for name, (display_name, launcher, plain) in kernels.items():
+        for name, (display_name, launcher, unsandboxed) in kernels.items():
             kernel_dir = self.path / "jupyter" / "kernels" / name
             kernel_dir.mkdir(parents=True)
-            argv = [sys.executable, *plain]
-            if self.sandbox:
-                argv = [sys.executable, *launcher, *plain[plain.index("-f") :]]
+            first = launcher if self.sandbox else unsandboxed
+            argv = [sys.executable, *first, "-f", "{connection_file}"]
             spec = {"argv": argv, "display_name": display_name, "language": "python"}
             if self.sandbox:
                 # A signal would reach the launcher, not the kernel: interrupt by message.

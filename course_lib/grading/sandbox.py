@@ -430,8 +430,7 @@ def launch_checker(kernel_args):
     except (KeyError, OSError, ValueError) as exc:
         print(f"{FAILURE_PREFIX} the checker has no channel spec ({exc!r})", file=sys.stderr)
         return 70
-    # -P: the checker starts in the student's folder; nothing there is importable.
-    inside = [sys.executable, "-P", "-m", KERNEL_MODULE, *kernel_args]
+    inside = [sys.executable, *CHECKER_KERNEL_ARGS, *kernel_args]
     argv = checker_bwrap_command(
         inside,
         workdir=sandbox["workdir"],
@@ -448,7 +447,7 @@ def launch_checker(kernel_args):
 
 def _watch_kernel(write_fd, kernel_args):
     """Inside the sandbox: run the kernel, say when it exits, wait to be killed."""
-    kernel = subprocess.Popen([sys.executable, "-m", KERNEL_MODULE, *kernel_args])
+    kernel = subprocess.Popen([sys.executable, *STUDENT_KERNEL_ARGS, *kernel_args])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: kernel.terminate())
     returncode = kernel.wait()
@@ -460,6 +459,10 @@ def _watch_kernel(write_fd, kernel_args):
 _INSIDE = "--inside-sandbox"
 #: What runs the kernels: ipykernel's, with a clean shutdown (course_lib.grading._kernel).
 KERNEL_MODULE = "course_lib.grading._kernel"
+#: The interpreter's arguments of each kernel, sandboxed or not. The checker gets -P:
+#: it starts in the student's folder, and nothing there may be importable by it.
+STUDENT_KERNEL_ARGS = ("-m", KERNEL_MODULE)
+CHECKER_KERNEL_ARGS = ("-P", "-m", KERNEL_MODULE)
 CHECKER = "--checker"
 
 if __name__ == "__main__":
